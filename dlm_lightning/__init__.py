@@ -1,0 +1,1 @@
+"""dlm-lightning: masked diffusion language models with pluggable noise schedules and decoders."""

@@ -1,0 +1,34 @@
+"""Command-line normalisation applied before Hydra parses argv.
+
+Hydra accepts ``+group=x`` only for groups absent from the defaults list and ``group=x`` only for
+groups in it. Every group here is in the defaults list, so ``+schedule=adaptive`` (the documented
+form) is rewritten to ``schedule=adaptive``; both spellings then mean the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_groups(config_dir: Path = CONFIG_DIR) -> set[str]:
+    return {p.name for p in config_dir.iterdir() if p.is_dir() and p.name != "hydra"}
+
+
+def normalize_group_overrides(argv: list[str], groups: set[str]) -> list[str]:
+    pattern = re.compile(r"^\+([A-Za-z_][\w]*)=")
+    out = []
+    for arg in argv:
+        match = pattern.match(arg)
+        out.append(arg[1:] if match and match.group(1) in groups else arg)
+    return out
+
+
+def register_resolvers() -> None:
+    """``${dlm.first_set:a,b}``: a unless it is null, else b (used to put a resumed run in its own dir)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("dlm.first_set"):
+        OmegaConf.register_new_resolver("dlm.first_set", lambda first, second: second if first is None else first)

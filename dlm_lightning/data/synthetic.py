@@ -1,0 +1,61 @@
+"""The embedded corpus as a DataModule: no files, no network, deterministic per (seed, split, index)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+from torch.utils.data import Dataset
+
+from dlm_lightning.data import corpus
+from dlm_lightning.data.datamodule import IndexedDataModule, answer_token_counts
+from dlm_lightning.data.info import DataInfo
+from dlm_lightning.data.word_tokenizer import word_level_tokenizer
+from dlm_lightning.errors import require
+
+# The longest prompt the generator writes ([BOS] ... [SEP]); prompts are left-padded to this.
+PROMPT_LENGTH = 20
+
+
+class CorpusDataset(Dataset):
+    def __init__(self, generator: corpus.CorpusGenerator, split: str, vocab: dict[str, int]):
+        self.generator, self.split, self.vocab = generator, split, vocab
+
+    def __getitem__(self, index: int) -> dict:
+        document = self.generator.document(self.split, index)
+        padding = (corpus.PAD,) * (PROMPT_LENGTH - len(document.prompt))
+        ids = [self.vocab[word] for word in padding + document.words]
+        return {"input_ids": torch.tensor(ids, dtype=torch.long), "index": index}
+
+
+class SyntheticCorpusDataModule(IndexedDataModule):
+    def __init__(self, seed: int = 0, answer_length: int = 44, max_free_sentences: int = 5,
+                 batch_size: int = 128, train_size: int = 25_600, val_size: int = 512,
+                 test_size: int = 512, num_workers: int = 0, eval_batch_size: int | None = None):
+        super().__init__(batch_size, train_size, val_size, test_size, num_workers, eval_batch_size)
+        require(max_free_sentences >= 0, "max_free_sentences", max_free_sentences, "must be >= 0")
+        needed = corpus.min_answer_length(max_free_sentences)
+        require(answer_length >= needed, "answer_length", answer_length,
+                f"must be >= {needed} to hold the longest answer with max_free_sentences={max_free_sentences}")
+        self.generator = corpus.CorpusGenerator(seed, answer_length, max_free_sentences)
+        self.tokenizer = word_level_tokenizer(corpus.VOCABULARY, corpus.PAD, corpus.MASK, corpus.BOS,
+                                              corpus.SEP, corpus.EOS)
+        self.vocab = {word: i for i, word in enumerate(corpus.VOCABULARY)}
+
+    def dataset(self, split: str) -> Dataset:
+        return CorpusDataset(self.generator, split, self.vocab)
+
+    @cached_property
+    def _info(self) -> DataInfo:
+        vocab = self.vocab
+        seq_len = PROMPT_LENGTH + self.generator.answer_length
+        counts = answer_token_counts(self.dataset("train"), PROMPT_LENGTH, len(vocab), n=2000)
+        return DataInfo(
+            vocab_size=len(vocab), mask_id=vocab[corpus.MASK], pad_id=vocab[corpus.PAD],
+            eos_id=vocab[corpus.EOS], prompt_length=PROMPT_LENGTH, seq_len=seq_len,
+            special_ids=tuple(vocab[t] for t in corpus.SPECIAL_TOKENS), token_counts=counts,
+            tokenizer=self.tokenizer, checker=corpus.check, rules=corpus.RULES,
+        )
+
+    def data_info(self) -> DataInfo:
+        return self._info

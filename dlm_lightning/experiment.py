@@ -1,0 +1,132 @@
+"""One experiment: train, evaluate and sample in a run directory of its own.
+
+Run directory layout: ``config.yaml`` (resolved, with the chosen option of every group under
+``choices``), ``tokenizer/``, ``checkpoints/`` (last and best), ``tensorboard/``, ``metrics.json``,
+``samples.jsonl``. A directory is never reused: resuming continues an unfinished run in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from dlm_lightning.build import build, build_module, config_group
+from dlm_lightning.errors import RunDirError
+
+CONFIG_FILE, METRICS_FILE, SAMPLES_FILE = "config.yaml", "metrics.json", "samples.jsonl"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def new_run(run_dir: Path, cfg: DictConfig, choices: dict[str, str]) -> DictConfig:
+    """Claims ``run_dir`` for a new run (rank 0 writes the resolved config); refuses a used one."""
+    if rank_zero_only.rank == 0:
+        if (run_dir / CONFIG_FILE).exists():
+            raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it, "
+                              f"or choose another directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    resolved.choices = choices
+    if rank_zero_only.rank == 0:
+        OmegaConf.save(resolved, run_dir / CONFIG_FILE)
+    return resolved
+
+
+def resumed_run(run_dir: Path, extra_overrides: list[str]) -> tuple[DictConfig, Path]:
+    """The saved config and last checkpoint of an unfinished run."""
+    if extra_overrides:
+        raise RunDirError(f"resume takes no other overrides (got {' '.join(extra_overrides)}): "
+                          f"a resumed run continues with its saved config")
+    if not (run_dir / CONFIG_FILE).exists():
+        raise RunDirError(f"resume={run_dir}: no {CONFIG_FILE} there, so it is not a run directory")
+    if (run_dir / METRICS_FILE).exists():
+        raise RunDirError(f"resume={run_dir}: that run already finished ({METRICS_FILE} exists); start a new run")
+    checkpoint = run_dir / LAST_CHECKPOINT
+    if not checkpoint.exists():
+        raise RunDirError(f"resume={run_dir}: no {LAST_CHECKPOINT} (the run stopped before its first "
+                          f"checkpoint); start a new run")
+    return OmegaConf.load(run_dir / CONFIG_FILE), checkpoint
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        extra = {"dirpath": str(run_dir / "checkpoints")} if name == "checkpoint" else {}
+        with config_group(f"callbacks.{name}", node):
+            callbacks.append(instantiate(node, **extra))
+    return callbacks
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict:
+    """Fits, tests and samples; returns the final metrics (also written to ``metrics.json``)."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build(cfg, "data")
+    info = datamodule.data_info()
+    module = build_module(cfg, info)
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    trainer = build(cfg, "trainer", logger=logger, callbacks=build_callbacks(cfg, run_dir),
+                    default_root_dir=str(run_dir))
+    if trainer.is_global_zero and checkpoint is None:
+        info.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
+        logger.log_hyperparams(_flat_hparams(cfg))
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+    metrics = _scalars(trainer.callback_metrics, "val/")
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    metrics.update(_scalars(trainer.callback_metrics, "test/", "sample/"))
+    _write_samples(trainer, module.records, run_dir)
+    metrics.update({"schedule": cfg.choices.get("schedule"), "decoder": cfg.choices.get("decoder"),
+                    "seed": cfg.seed, "global_step": trainer.global_step,
+                    "seconds": round(time.perf_counter() - started, 1)})
+    if trainer.is_global_zero:
+        (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def _scalars(values: dict, *prefixes: str) -> dict:
+    out = {}
+    for key, value in values.items():
+        if key.startswith(prefixes):
+            number = float(value.item() if isinstance(value, torch.Tensor) else value)
+            out[key] = number if math.isfinite(number) else str(number)
+    return out
+
+
+def _flat_hparams(cfg: DictConfig) -> dict:
+    flat = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def _write_samples(trainer: L.Trainer, records: list[dict], run_dir: Path) -> None:
+    """Each rank writes its part; rank 0 merges them in index order into samples.jsonl."""
+    part = run_dir / f"samples.rank{trainer.global_rank}.jsonl"
+    part.write_text("".join(json.dumps(r) + "\n" for r in records))
+    trainer.strategy.barrier("samples")
+    if trainer.is_global_zero:
+        parts = sorted(run_dir.glob("samples.rank*.jsonl"))
+        merged = [json.loads(line) for p in parts for line in p.read_text().splitlines()]
+        merged.sort(key=lambda r: r["index"])
+        (run_dir / SAMPLES_FILE).write_text("".join(json.dumps(r) + "\n" for r in merged))
+        for p in parts:
+            p.unlink()

@@ -1,0 +1,115 @@
+"""A bidirectional pre-norm transformer backbone with SDPA attention and optional time conditioning."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlm_lightning.errors import require, require_positive
+
+POSITIONS = ("rotary", "learned")
+
+
+class Rotary(nn.Module):
+    def __init__(self, head_dim: int, max_len: int, base: float = 10_000.0):
+        super().__init__()
+        freqs = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), freqs)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, H, L, Dh]
+        length = x.shape[-2]
+        cos, sin = self.cos[:length].to(x.dtype), self.sin[:length].to(x.dtype)
+        even, odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, mlp_ratio: int, dropout: float, rotary: Rotary | None,
+                 time_conditioning: bool):
+        super().__init__()
+        self.n_heads, self.dropout, self.rotary = n_heads, dropout, rotary
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.proj = nn.Linear(d_model, d_model, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(),
+                                 nn.Linear(mlp_ratio * d_model, d_model))
+        # adaLN: the time embedding shifts and scales both norms; zero-init so training starts time-blind
+        self.modulation = nn.Linear(d_model, 4 * d_model) if time_conditioning else None
+        if self.modulation is not None:
+            nn.init.zeros_(self.modulation.weight)
+            nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        a, m = self.norm1(h), None
+        if self.modulation is not None and cond is not None:
+            m = self.modulation(cond)[:, None, :].chunk(4, dim=-1)
+            a = a * (1 + m[0]) + m[1]
+        h = h + F.dropout(self.proj(self._attention(a)), self.dropout, self.training)
+        b = self.norm2(h)
+        if m is not None:
+            b = b * (1 + m[2]) + m[3]
+        return h + F.dropout(self.mlp(b), self.dropout, self.training)
+
+    def _attention(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return out.transpose(1, 2).reshape(batch, length, width)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = 1000.0 * t.float().reshape(-1, 1) * freqs
+    return torch.cat((angles.cos(), angles.sin()), dim=-1)
+
+
+class Transformer(nn.Module):
+    """Maps token ids [B, L] (and t [B] when time-conditioned) to logits [B, L, V] and hidden states."""
+
+    def __init__(self, vocab_size: int, max_seq_len: int, d_model: int = 128, n_layers: int = 2,
+                 n_heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.0, positions: str = "rotary",
+                 time_conditioning: bool = False):
+        super().__init__()
+        require_positive(d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
+                         vocab_size=vocab_size, max_seq_len=max_seq_len)
+        require(d_model % n_heads == 0, "n_heads", n_heads, f"must divide d_model={d_model}")
+        require((d_model // n_heads) % 2 == 0 or positions != "rotary", "n_heads", n_heads,
+                f"must leave an even head width (d_model/n_heads) for rotary positions")
+        require(0.0 <= dropout < 1.0, "dropout", dropout, "must be in [0, 1)")
+        require(positions in POSITIONS, "positions", positions, f"one of {', '.join(POSITIONS)}")
+        self.vocab_size, self.max_seq_len, self.d_model = vocab_size, max_seq_len, d_model
+        self.time_conditioning = time_conditioning
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.position = nn.Embedding(max_seq_len, d_model) if positions == "learned" else None
+        rotary = Rotary(d_model // n_heads, max_seq_len) if positions == "rotary" else None
+        self.time_mlp = (nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+                         if time_conditioning else None)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, mlp_ratio, dropout, rotary, time_conditioning)
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        length = tokens.shape[1]
+        if length > self.max_seq_len:
+            raise ValueError(f"sequence length {length} exceeds the model's max_seq_len={self.max_seq_len}")
+        h = self.embed(tokens)
+        if self.position is not None:
+            h = h + self.position.weight[:length]
+        cond = None
+        if self.time_mlp is not None:
+            if t is None:
+                raise ValueError("this backbone is time-conditioned: pass t")
+            cond = self.time_mlp(timestep_embedding(t, self.d_model).to(h.dtype))
+        for block in self.blocks:
+            h = block(h, cond)
+        hidden = self.norm(h)
+        return self.head(hidden), hidden

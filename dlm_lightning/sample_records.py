@@ -1,0 +1,22 @@
+"""Decoded sequences as JSON-ready records, with the checker's verdict when the data has a checker."""
+
+from __future__ import annotations
+
+import torch
+
+from dlm_lightning.data.info import DataInfo
+
+
+def sample_records(info: DataInfo, tokens: torch.Tensor, index: torch.Tensor) -> tuple[list[dict], list | None]:
+    tokenizer, records, checks = info.tokenizer, [], []
+    for row, i in zip(tokens.tolist(), index.tolist()):
+        prompt = [t for t in row[: info.prompt_length] if t != info.pad_id]
+        answer = row[info.prompt_length:]
+        record = {"index": i, "prompt": tokenizer.decode(prompt), "answer": tokenizer.decode(answer)}
+        if info.checker is not None:
+            check = info.checker(tokenizer.convert_ids_to_tokens(prompt + answer))
+            record["valid"] = check.valid
+            record["violations"] = [list(v) for v in check.violations]
+            checks.append(check)
+        records.append(record)
+    return records, (checks if info.checker is not None else None)

@@ -1,0 +1,54 @@
+"""Train, evaluate and sample: ``python -m experiments.run [+schedule=adaptive] [key=value ...]``.
+
+``resume=<run dir>`` continues an unfinished run from its last checkpoint, in the same directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig
+
+from dlm_lightning.cli import config_groups, normalize_group_overrides, register_resolvers
+from dlm_lightning.errors import UserError
+from dlm_lightning.experiment import new_run, resumed_run, run_experiment
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+def _main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        if cfg.get("resume"):
+            others = [o for o in hydra_cfg.overrides.task if not o.startswith("resume=")]
+            cfg, checkpoint = resumed_run(Path(cfg.resume), others)
+            run_dir = Path(hydra_cfg.runtime.output_dir)
+        else:
+            choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+            cfg, checkpoint = new_run(run_dir, cfg, choices), None
+        run_experiment(cfg, run_dir, checkpoint)
+    except UserError as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # one failed job must not stop the sweep
+            (run_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+            print(f"error: {error}", file=sys.stderr)
+            return
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if rank_zero_only.rank == 0:
+        print(run_dir)
+
+
+def main() -> None:
+    sys.argv = normalize_group_overrides(sys.argv, config_groups())
+    _main()
+
+
+if __name__ == "__main__":
+    main()
