@@ -2,10 +2,10 @@
 
 A document is ``[BOS] facts question [SEP]`` followed by an answer padded with ``[EOS]``::
 
-    [BOS] he lives in new york . i like chess . does he live in paris ? [SEP]
-    no . he lives in new york . i like chess . they visited san diego . [EOS] [EOS] ...
+    [BOS] he lives in new york . i like chess . where does he live ? [SEP]
+    he lives in new york . i like chess . they visited san diego . [EOS] [EOS] ...
 
-The answer's first word (yes/no) and its first sentence (a copy of the asked-about fact) are fixed by
+The answer's first sentence (a copy of the asked-about fact, multi-token city included) is fixed by
 the prompt; the second sentence repeats the prompt's other fact with probability ``0.7``; the rest are
 free sentences whose words are random but must obey subject-verb agreement and form valid
 multi-token city names. Prompts are assigned to splits by a hash, so splits never share a prompt.
@@ -37,7 +37,7 @@ CITIES = (
 )
 # verb -> (form after a singular subject, form after a plural subject)
 VERB_FORMS = {"like": ("likes", "like"), "live": ("lives", "live"), "do": ("does", "do")}
-FUNCTION_WORDS = ("in", "visited", "yes", "no", ".", "?")
+FUNCTION_WORDS = ("in", "visited", "where", ".", "?")
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -55,7 +55,7 @@ VOCABULARY = _vocabulary()
 SPLITS = {"train": 0, "val": 1, "test": 2}
 # A prompt belongs to split (hash % 10): 0 -> val, 1 -> test, otherwise train.
 _SPLIT_OF_BUCKET = {0: "val", 1: "test"}
-RULES = ("structure", "agreement", "entity", "answer", "copy", "padding")
+RULES = ("structure", "agreement", "entity", "copy", "padding")
 
 
 def _verb(verb: str, subject: str) -> str:
@@ -78,7 +78,7 @@ class CorpusGenerator:
     """Deterministic per (seed, split, index): ``document(split, i)`` never depends on call order."""
 
     seed: int = 0
-    answer_length: int = 44
+    answer_length: int = 40
     max_free_sentences: int = 5
     repeat_fact_probability: float = 0.7
 
@@ -101,17 +101,16 @@ class CorpusGenerator:
         subject, other = rng.sample(SUBJECTS, 2)
         city = rng.choice(CITIES)
         activity = rng.choice(ACTIVITIES)
-        asked = city if rng.random() < 0.5 else rng.choice([c for c in CITIES if c != city])
         prompt = (
             (BOS, subject, _verb("live", subject), "in", *city, ".")
             + (other, _verb("like", other), activity, ".")
-            + (_verb("do", subject), subject, "live", "in", *asked, "?", SEP)
+            + ("where", _verb("do", subject), subject, "live", "?", SEP)
         )
-        return prompt, (subject, city, other, activity, asked == city)
+        return prompt, (subject, city, other, activity)
 
     def _answer(self, rng: random.Random, facts) -> tuple[str, ...]:
-        subject, city, other, activity, is_yes = facts
-        words = ["yes" if is_yes else "no", ".", subject, _verb("live", subject), "in", *city, "."]
+        subject, city, other, activity = facts
+        words = [subject, _verb("live", subject), "in", *city, "."]
         if rng.random() < self.repeat_fact_probability:
             words += [other, _verb("like", other), activity, "."]
         for _ in range(rng.randint(0, self.max_free_sentences)):
@@ -124,8 +123,8 @@ class CorpusGenerator:
 
 
 def min_answer_length(max_free_sentences: int) -> int:
-    """Longest possible answer plus one [EOS]: yes/no, fact copy, repeated fact, free sentences."""
-    return 2 + 6 + 4 + 5 * max_free_sentences + 1
+    """Longest possible answer plus one [EOS]: fact copy, repeated fact, free sentences."""
+    return 6 + 4 + 5 * max_free_sentences + 1
 
 
 def split_of_prompt(prompt: tuple[str, ...]) -> str:
@@ -246,27 +245,22 @@ def _parse_prompt(words) -> dict:
     reader.agreeing_verb("like", other)
     activity = reader.take(ACTIVITIES, "an activity")
     reader.take((".",), "'.'")
+    reader.take(("where",), "'where'")
     do_form = reader.take(VERB_FORMS["do"], "'do' or 'does'")
-    asked_subject = reader.take(SUBJECTS, "a subject")
-    if do_form != _verb("do", asked_subject):
-        raise _Reject("agreement", f"{asked_subject!r} takes {_verb('do', asked_subject)!r}, not {do_form!r}")
+    asked = reader.take(SUBJECTS, "a subject")
+    if do_form != _verb("do", asked):
+        raise _Reject("agreement", f"{asked!r} takes {_verb('do', asked)!r}, not {do_form!r}")
+    if asked != subject:
+        raise _Reject("structure", f"the question must ask about {subject!r}, not {asked!r}")
     reader.take(("live",), "'live'")
-    reader.take(("in",), "'in'")
-    asked = reader.city()
     reader.take(("?",), "'?'")
     reader.take((SEP,), "[SEP]")
-    return {"subject": subject, "city": city, "asked_subject": asked_subject, "asked": asked,
-            "other_fact": ("like", other, activity)}
+    return {"subject": subject, "city": city}
 
 
 def _check_answer(words, facts, result: CheckResult) -> None:
     reader = _Reader(words)
     try:
-        verdict = reader.take(("yes", "no"), "'yes' or 'no'")
-        reader.take((".",), "'.'")
-        truth = facts["asked_subject"] == facts["subject"] and facts["asked"] == facts["city"]
-        if (verdict == "yes") != truth:
-            result.violations.append(("answer", f"answered {verdict!r} but the prompt says otherwise"))
         restated = _sentence(reader)
         expected = ("live", facts["subject"], facts["city"])
         if restated != expected:

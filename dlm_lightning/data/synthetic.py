@@ -14,7 +14,7 @@ from dlm_lightning.data.word_tokenizer import word_level_tokenizer
 from dlm_lightning.errors import require
 
 # The longest prompt the generator writes ([BOS] ... [SEP]); prompts are left-padded to this.
-PROMPT_LENGTH = 20
+PROMPT_LENGTH = 18
 
 
 class CorpusDataset(Dataset):
@@ -29,7 +29,7 @@ class CorpusDataset(Dataset):
 
 
 class SyntheticCorpusDataModule(IndexedDataModule):
-    def __init__(self, seed: int = 0, answer_length: int = 44, max_free_sentences: int = 5,
+    def __init__(self, seed: int = 0, answer_length: int = 40, max_free_sentences: int = 5,
                  batch_size: int = 128, train_size: int = 25_600, val_size: int = 512,
                  test_size: int = 512, num_workers: int = 0, eval_batch_size: int | None = None):
         super().__init__(batch_size, train_size, val_size, test_size, num_workers, eval_batch_size)

@@ -1,38 +1,43 @@
-"""Ancestral token-marginal sampling: each masked position unmasks by the schedule's reverse step."""
+"""Ancestral token-marginal sampling that commits exactly ``tokens_per_step`` positions per step.
+
+Step n goes from t = 1 - n/N to s = 1 - (n+1)/N (N = ceil(A / k) steps). The schedule's reverse step
+gives, for each masked position, the probability mass of leaving [MASK] (``unmask_prob`` summed over
+tokens). We reveal exactly k positions, drawn without replacement in proportion to that mass
+(Gumbel top-k), and sample each one's token from its normalised reverse-step distribution. For the
+uniform schedule this is the reverse process conditioned on k reveals per step (a uniformly random
+order); position- and token-dependent schedules reveal their preferred positions first.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, tempered
+from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk, tempered
 from dlm_lightning.nelbo import answer_distance
 
 
 class AncestralDecoder(Decoder):
-    """Runs the reverse process on a uniform time grid of ceil(A / tokens_per_step) steps from 1 to 0.
-
-    Every position masked at t becomes token v at s with the schedule's ``unmask_prob`` (the last step
-    reaches s = 0, where everything is revealed), so tokens_per_step is the average commit rate.
-    """
-
     def _decode(self, context: DecodeContext, prompts, answer_length, generator) -> DecodeOutput:
         batch, prompt_length = prompts.shape
         device = prompts.device
         steps = self.steps_for(answer_length)
         z = torch.cat([prompts, prompts.new_full((batch, answer_length), context.mask_id)], dim=1)
+        answer = z[:, prompt_length:]  # a view: writing it writes z
         commit_step = torch.full((batch, answer_length), -1, dtype=torch.long, device=device)
         distance = answer_distance(z.shape[1], prompt_length, device)[prompt_length:]
         grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
         for step in range(steps):
-            t = grid[step].expand(batch, 1).float()
-            s = grid[step + 1].expand(batch, 1).float()
-            log_probs = context.denoiser(z, t[:, 0]).log_probs[:, prompt_length:]
+            t, s = grid[step].expand(batch, 1), grid[step + 1].expand(batch, 1)
+            count = min(self.tokens_per_step, answer_length - step * self.tokens_per_step)
+            log_probs = context.denoiser(z, t[:, 0].float()).log_probs[:, prompt_length:]
             probs = tempered(log_probs, self.temperature).exp()
-            move = context.schedule.unmask_prob(t.double(), s.double(), distance, probs)
-            stay = (1.0 - move.sum(dim=-1, keepdim=True)).clamp_min(0.0)
-            choice = gumbel_argmax(torch.cat([move, stay], dim=-1).log(), generator)
-            masked = z[:, prompt_length:] == context.mask_id
-            commit = masked & (choice < move.shape[-1])
-            z[:, prompt_length:] = torch.where(commit, choice, z[:, prompt_length:])
-            commit_step[commit] = step
+            move = context.schedule.unmask_prob(t, s, distance, probs)
+            mass = move.sum(dim=-1)
+            masked = answer == context.mask_id
+            chosen = gumbel_topk(torch.where(masked, mass.log(), float("-inf")), count, generator)
+            # a position whose reverse mass underflowed to 0 falls back to the denoiser's prediction
+            token_weights = torch.where((mass > 0).unsqueeze(-1), move, probs)
+            picked = torch.gather(token_weights, 1, chosen.unsqueeze(-1).expand(-1, -1, move.shape[-1]))
+            answer.scatter_(1, chosen, gumbel_argmax(picked.log(), generator))
+            commit_step.scatter_(1, chosen, step)
         return DecodeOutput(z, nfe=steps, commit_step=commit_step)

@@ -65,6 +65,13 @@ def gumbel_argmax(log_weights: torch.Tensor, generator: torch.Generator | None) 
     return (log_weights + gumbel).argmax(dim=-1)
 
 
+def gumbel_topk(log_weights: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+    """k indices per row drawn without replacement in proportion to exp(log_weights) (Gumbel top-k)."""
+    log_weights = log_weights.double()
+    u = torch.rand(log_weights.shape, generator=generator, device=log_weights.device, dtype=torch.float64)
+    return (log_weights - torch.log(-torch.log(u.clamp_min(1e-300)))).topk(k, dim=-1).indices
+
+
 def tempered(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     """Log-probabilities at a temperature; 0 puts all mass on the argmax (greedy)."""
     if temperature == 0:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from dlm_lightning.errors import require, require_positive
 
 POSITIONS = ("rotary", "learned")
+# "default" lets PyTorch choose; on a 2-core CPU at L=64 "math" trains 2.2x faster than its flash kernel
+ATTENTION_KERNELS = {"default": None, "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                     "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
 
 
 class Rotary(nn.Module):
@@ -76,7 +81,7 @@ class Transformer(nn.Module):
 
     def __init__(self, vocab_size: int, max_seq_len: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.0, positions: str = "rotary",
-                 time_conditioning: bool = False):
+                 attention: str = "default", time_conditioning: bool = False):
         super().__init__()
         require_positive(d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
                          vocab_size=vocab_size, max_seq_len=max_seq_len)
@@ -85,6 +90,8 @@ class Transformer(nn.Module):
                 f"must leave an even head width (d_model/n_heads) for rotary positions")
         require(0.0 <= dropout < 1.0, "dropout", dropout, "must be in [0, 1)")
         require(positions in POSITIONS, "positions", positions, f"one of {', '.join(POSITIONS)}")
+        require(attention in ATTENTION_KERNELS, "attention", attention, f"one of {', '.join(ATTENTION_KERNELS)}")
+        self.attention_kernel = ATTENTION_KERNELS[attention]
         self.vocab_size, self.max_seq_len, self.d_model = vocab_size, max_seq_len, d_model
         self.time_conditioning = time_conditioning
         self.embed = nn.Embedding(vocab_size, d_model)
@@ -109,7 +116,8 @@ class Transformer(nn.Module):
             if t is None:
                 raise ValueError("this backbone is time-conditioned: pass t")
             cond = self.time_mlp(timestep_embedding(t, self.d_model).to(h.dtype))
-        for block in self.blocks:
-            h = block(h, cond)
+        with sdpa_kernel(self.attention_kernel) if self.attention_kernel is not None else nullcontext():
+            for block in self.blocks:
+                h = block(h, cond)
         hidden = self.norm(h)
         return self.head(hidden), hidden

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fresh-machine entry point: creates .venv and installs the project (CPU torch pinned) on first use.
+#   ./dlm.sh run   [hydra overrides]   train, evaluate and sample (python -m experiments.run)
+#   ./dlm.sh test  [pytest args]       the full test suite
+#   ./dlm.sh NAME  [args]              any other entry point: python -m experiments.NAME
+set -euo pipefail
+cd "$(dirname "$0")"
+venv=.venv
+stamp="$venv/.installed-$(cksum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ]; then
+  echo "setting up $venv (first run only) ..." >&2
+  python3 -m venv "$venv"
+  # torch pinned in the same resolve, so no other torch build (with CUDA) is pulled in
+  "$venv/bin/python" -m pip install --quiet 'torch==2.13.0' -e '.[dev]'
+  touch "$stamp"
+fi
+command=${1:-run}
+shift || true
+case "$command" in
+  run) exec "$venv/bin/python" -m experiments.run "$@" ;;
+  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  *) exec "$venv/bin/python" -m "experiments.$command" "$@" ;;
+esac
