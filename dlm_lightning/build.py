@@ -6,7 +6,7 @@ import inspect
 from contextlib import contextmanager
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig
 
 from dlm_lightning.errors import ConfigError
@@ -19,12 +19,17 @@ def config_group(name: str, node: DictConfig | None = None):
         yield
     except ConfigError as error:
         raise error.under(name) from None
-    except InstantiationException as error:
-        cause = error.__cause__
+    except (InstantiationException, TypeError) as error:
+        # instantiate wraps a constructor's error; calling a _partial_ factory raises it bare
+        cause = error.__cause__ if isinstance(error, InstantiationException) else error
         if isinstance(cause, ConfigError):
             raise cause.under(name) from None
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause) and node is not None:
-            raise ConfigError(name, _bad_key(cause), f"unknown key; valid keys: {', '.join(_valid_keys(node))}") from None
+        bad = _bad_key(cause) if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause) else None
+        if bad is not None and node is not None and bad in node:
+            raise ConfigError(f"{name}.{bad}", node[bad],
+                              f"unknown key; valid keys: {', '.join(_valid_keys(node)) or '(none)'}") from None
+        if not isinstance(error, InstantiationException):
+            raise
         raise ConfigError(name, node.get("_target_") if node is not None else None, str(cause or error)) from None
 
 
@@ -33,7 +38,7 @@ def _bad_key(error: TypeError) -> str:
 
 
 def _valid_keys(node: DictConfig) -> list[str]:
-    target = get_class(node["_target_"]) if "_target_" in node else None
+    target = get_object(node["_target_"]) if "_target_" in node else None
     if target is None:
         return []
     params = inspect.signature(target).parameters
@@ -49,9 +54,30 @@ def build_module(cfg: DictConfig, info):
     """The LightningModule for ``cfg`` on data described by ``info`` (a DataInfo)."""
     schedule = build(cfg, "schedule")
     decoder = build(cfg, "decoder")
-    backbone = build(cfg, "model", vocab_size=info.vocab_size, max_seq_len=info.seq_len,
+    # model.max_seq_len (optional) caps the sequence length; by default the model takes the data's
+    max_seq_len = cfg.model.get("max_seq_len") or info.seq_len
+    if info.seq_len > max_seq_len:
+        raise ConfigError("data.seq_len", info.seq_len, f"must be <= model.max_seq_len={max_seq_len}, "
+                          f"the longest sequence the model takes")
+    backbone = build(cfg, "model", vocab_size=info.vocab_size, max_seq_len=max_seq_len,
                      time_conditioning=schedule.needs_time)
+    head = None  # the optional dependency head (head=dependency) reads the backbone's hidden states
+    if cfg.get("head") is not None:
+        head = build(cfg, "head", d_model=backbone.d_model, vocab_size=info.vocab_size, max_seq_len=info.seq_len)
+    # decoder settings that this answer length or model cannot use fail here, before training
+    with config_group("decoder", cfg.decoder):
+        decoder.check(info.answer_length)
+    decoder.check_head(head)
     # live objects go in after instantiation: Hydra would turn a dataclass argument into a DictConfig
     factory = build(cfg, "module", _partial_=True)
     with config_group("module", cfg.module):
-        return factory(backbone=backbone, schedule=schedule, decoder=decoder, data_info=info)
+        module = factory(backbone=backbone, schedule=schedule, decoder=decoder, data_info=info,
+                         dependency_head=head)
+    # Lightning builds the optimizer and LR schedule inside fit: build them once now, so that their
+    # config errors come before training and name their full key
+    with config_group("module.optimizer", cfg.module.get("optimizer")):
+        optimizer = module.optimizer_factory(params=module.parameters())
+    if module.lr_schedule_factory is not None:
+        with config_group("module.lr_schedule", cfg.module.get("lr_schedule")):
+            module.lr_schedule_factory(optimizer, total_steps=1)
+    return module

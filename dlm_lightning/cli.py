@@ -27,8 +27,15 @@ def normalize_group_overrides(argv: list[str], groups: set[str]) -> list[str]:
 
 
 def register_resolvers() -> None:
-    """``${dlm.first_set:a,b}``: a unless it is null, else b (used to put a resumed run in its own dir)."""
+    """``${dlm.first_set:a,b}``: a unless it is null, else b (used to put a resumed run in its own dir);
+    ``${dlm.launch_stamp:}`` and ``${dlm.job_dirname:...}``: output directory names (launch/names.py)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("dlm.first_set"):
         OmegaConf.register_new_resolver("dlm.first_set", lambda first, second: second if first is None else first)
+    if not OmegaConf.has_resolver("dlm.launch_stamp"):
+        from dlm_lightning.launch.names import job_dirname, launch_stamp
+
+        # cached: one value per config, like Hydra's ${now:}
+        OmegaConf.register_new_resolver("dlm.launch_stamp", launch_stamp, use_cache=True)
+        OmegaConf.register_new_resolver("dlm.job_dirname", job_dirname)

@@ -16,10 +16,12 @@ from dlm_lightning.checkpoint import check_signature, model_signature
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.decoders.base import DecodeContext, Decoder
 from dlm_lightning.errors import TrainingDiverged, require
+from dlm_lightning.metrics.entities import committed_mixed_pairs, mixed_pair_codes
 from dlm_lightning.metrics.nelbo import NELBOBound
+from dlm_lightning.metrics.positions import PositionDiagnostics
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.models.denoiser import Denoiser
-from dlm_lightning.nelbo import T_MIN, answer_distance, corrupt, nelbo_terms, stratified_times
+from dlm_lightning.nelbo import T_MIN, answer_distance, bound_terms, draw_nelbo, stratified_times
 from dlm_lightning.sample_records import sample_records
 from dlm_lightning.schedules.base import NoiseSchedule
 
@@ -27,7 +29,8 @@ from dlm_lightning.schedules.base import NoiseSchedule
 class MaskedDiffusionLM(L.LightningModule):
     def __init__(self, backbone: nn.Module, schedule: NoiseSchedule, decoder: Decoder, data_info: DataInfo,
                  optimizer: Callable, lr_schedule: Callable | None = None, seed: int = 0,
-                 train_t_range: tuple[float, float] = (T_MIN, 1.0), eval_decode_batches: int = 1):
+                 train_t_range: tuple[float, float] = (T_MIN, 1.0), eval_decode_batches: int = 1,
+                 dependency_head: nn.Module | None = None):
         super().__init__()
         lr = getattr(optimizer, "keywords", {}).get("lr", 1.0)
         require(lr > 0, "optimizer.lr", lr, "must be > 0")
@@ -38,9 +41,17 @@ class MaskedDiffusionLM(L.LightningModule):
         self.info, self.schedule, self.decoder = data_info, schedule, decoder
         schedule.setup(data_info)
         self.denoiser = Denoiser(backbone, data_info.mask_id, schedule.needs_time)
+        # optional (head=dependency): trained with the backbone, used by decoders that need it
+        self.dependency_head = dependency_head
         self.optimizer_factory, self.lr_schedule_factory = optimizer, lr_schedule
         self.seed, self.train_t_range, self.eval_decode_batches = seed, tuple(train_t_range), eval_decode_batches
         self.register_buffer("distance", answer_distance(data_info.seq_len, data_info.prompt_length),
+                             persistent=False)
+        # the bound's last step (and a schedule's prior at t = 1) draws tokens from the training unigram
+        self.register_buffer("log_unigram", data_info.unigram().log().float(), persistent=False)
+        self.val_positions = PositionDiagnostics(data_info.prompt_length, data_info.answer_length)
+        vocab = data_info.tokenizer.get_vocab() if data_info.entities else {}
+        self.register_buffer("entity_codes", mixed_pair_codes(data_info.entities, vocab, data_info.vocab_size),
                              persistent=False)
         ignored, rules = tuple(data_info.special_ids), data_info.rules
         self.val_nelbo, self.test_nelbo = NELBOBound(), NELBOBound()
@@ -53,19 +64,27 @@ class MaskedDiffusionLM(L.LightningModule):
         # Reseeding per step makes noise a function of (seed, step, rank): resumed runs are exact.
         torch.manual_seed(self.seed * 1_000_003 + self.global_step * 101 + self.global_rank)
         x0 = batch["input_ids"]
-        t = stratified_times(x0.shape[0], None, *self.train_t_range, device=x0.device)
-        terms, _ = self._nelbo(x0, t, torch.rand(x0.shape, device=x0.device))
-        loss = terms.sum() / (x0.shape[0] * self.info.answer_length)
+        u = stratified_times(x0.shape[0], None, *self.train_t_range, device=x0.device)
+        draws = [self._nelbo(x0, u, torch.rand(x0.shape, device=x0.device))
+                 for _ in range(self.schedule.training_draws)]
+        per_sequence = torch.stack([draw.terms.sum(dim=1) for draw in draws]).mean(dim=0)
+        per_sequence = per_sequence + self.schedule.gradient_surrogate(x0, self.distance[: x0.shape[1]], draws)
+        # variable-length batches (data.variable_length) are cropped: normalise by their own length
+        loss = per_sequence.sum() / (x0.shape[0] * (x0.shape[1] - self.info.prompt_length))
+        if self.dependency_head is not None:
+            draw = draws[0]
+            head_loss = self.dependency_head.loss(x0, draw.masked, draw.out.hidden, draw.out.log_probs)
+            self.log("train/head_loss", head_loss)
+            loss = loss + self.dependency_head.loss_weight * head_loss
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training loss is {loss.item()} at step {self.global_step}; run stopped")
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def _nelbo(self, x0, t, uniforms):
-        z, masked = corrupt(x0, t, self.schedule, self.distance, self.info.prompt_length,
-                            self.info.mask_id, uniforms)
-        out = self.denoiser(z, t)
-        return nelbo_terms(self.schedule, out, x0, masked, t, self.distance), out
+    def _nelbo(self, x0, u, uniforms):
+        """One draw (nelbo.Draw: terms, masked, t, out) at the times the schedule maps u to."""
+        return draw_nelbo(self.denoiser, self.schedule, x0, u, uniforms, self.distance[: x0.shape[1]],
+                          self.info.prompt_length, self.info.mask_id)
 
     # ---- evaluation -----------------------------------------------------------------------------
     def _eval_noise(self, index: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,18 +97,28 @@ class MaskedDiffusionLM(L.LightningModule):
         return torch.stack(times).to(self.device), torch.stack(uniforms).to(self.device)
 
     def _eval_step(self, batch: dict, batch_idx: int, nelbo: NELBOBound, samples: SampleQuality,
-                   decode: bool) -> None:
+                   decode: bool, stage: str = "val", positions: PositionDiagnostics | None = None) -> None:
         x0 = batch["input_ids"]
-        t, uniforms = self._eval_noise(batch["index"], x0.shape[1])
-        terms, _ = self._nelbo(x0, t, uniforms)
-        nelbo.update(terms.sum(dim=1), torch.full_like(t, self.info.answer_length))
+        u, uniforms = self._eval_noise(batch["index"], x0.shape[1])
+        draw = self._nelbo(x0, u, uniforms)
+        terms = bound_terms(self.schedule, draw, x0, self.distance[: x0.shape[1]], self.info.prompt_length,
+                            self.log_unigram)
+        nelbo.update(terms.sum(dim=1), torch.full_like(u, self.info.answer_length))
+        if positions is not None:
+            positions.update(terms, draw.masked, draw.out.log_probs, x0)
+        if self.dependency_head is not None:
+            subsets = torch.Generator(self.device).manual_seed(self.seed * 7907 + batch_idx * 31 + self.global_rank)
+            head_loss = self.dependency_head.loss(x0, draw.masked, draw.out.hidden, draw.out.log_probs, subsets)
+            self.log(f"{stage}/head_loss", head_loss, batch_size=x0.shape[0])
         if decode:
             generator = torch.Generator(self.device).manual_seed(self.seed * 7919 + batch_idx * 31 + self.global_rank)
             out = self.decoder.decode(self.decode_context(), x0[:, : self.info.prompt_length],
                                       self.info.answer_length, generator)
             answers = out.tokens[:, self.info.prompt_length:]
             records, checks = sample_records(self.info, out.tokens, batch["index"])
-            samples.update(answers, checks, out.nfe, out.seconds)
+            entity_errors = (committed_mixed_pairs(answers, out.commit_step, self.entity_codes, self.info.vocab_size)
+                             if self.info.entities else None)
+            samples.update(answers, checks, out.nfe, out.seconds, entity_errors)
             self.records.extend(records)
 
     def decode_context(self) -> DecodeContext:
@@ -101,11 +130,17 @@ class MaskedDiffusionLM(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, self.val_nelbo, self.val_samples,
-                        decode=batch_idx < self.eval_decode_batches)
+                        decode=batch_idx < self.eval_decode_batches, positions=self.val_positions)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_nelbo, self.val_samples)
         logger = self.logger.experiment if self.logger is not None else None
+        if self.val_positions.update_count > 0:
+            by_distance = self.val_positions.compute()
+            self.val_positions.reset()
+            self.log_dict({f"val/position/{k}": v.float() for k, v in by_distance.items()})
+            if logger is not None and hasattr(logger, "add_figure"):
+                logger.add_figure("val/position", self.val_positions.figure(by_distance), self.global_step)
         if logger is not None and hasattr(logger, "add_text") and self.records:
             text = "\n\n".join(f"`{r['prompt']}` → `{r['answer']}` ({'valid' if r.get('valid', True) else r['violations']})"
                                for r in self.records[:8])
@@ -115,7 +150,7 @@ class MaskedDiffusionLM(L.LightningModule):
         self.records = []
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, self.test_nelbo, self.test_samples, decode=True)
+        self._eval_step(batch, batch_idx, self.test_nelbo, self.test_samples, decode=True, stage="test")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_nelbo, None)

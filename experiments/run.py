@@ -17,6 +17,8 @@ from omegaconf import DictConfig
 from dlm_lightning.cli import config_groups, normalize_group_overrides, register_resolvers
 from dlm_lightning.errors import UserError
 from dlm_lightning.experiment import new_run, resumed_run, run_experiment
+from dlm_lightning.launch.job import isolated_job, record_failure, record_rank, write_overrides
+from dlm_lightning.launch.names import name_jobs_by_grid
 
 register_resolvers()
 
@@ -25,20 +27,25 @@ register_resolvers()
 def _main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
     try:
-        if cfg.get("resume"):
-            others = [o for o in hydra_cfg.overrides.task if not o.startswith("resume=")]
-            cfg, checkpoint = resumed_run(Path(cfg.resume), others)
-            run_dir = Path(hydra_cfg.runtime.output_dir)
-        else:
-            choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-            cfg, checkpoint = new_run(run_dir, cfg, choices), None
-        run_experiment(cfg, run_dir, checkpoint)
-    except UserError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # one failed job must not stop the sweep
-            (run_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
-            print(f"error: {error}", file=sys.stderr)
+        with isolated_job():  # under -m this process runs every job: each must leave it as it found it
+            if cfg.get("resume"):
+                others = [o for o in overrides if not o.startswith("resume=")]
+                cfg, checkpoint = resumed_run(Path(cfg.resume), others)
+                run_dir = Path(hydra_cfg.runtime.output_dir)
+            else:
+                choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+                cfg, checkpoint = new_run(run_dir, cfg, choices), None
+                write_overrides(run_dir, overrides)
+            run_experiment(cfg, run_dir, checkpoint)
+            record_rank(run_dir, cfg, overrides)
+    except Exception as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # any failed job is recorded (error.txt); the sweep goes on
+            print(f"error: {record_failure(run_dir, error)} ({run_dir})", file=sys.stderr)
             return
+        if not isinstance(error, UserError):
+            raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     if rank_zero_only.rank == 0:
@@ -46,7 +53,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    sys.argv = normalize_group_overrides(sys.argv, config_groups())
+    sys.argv = name_jobs_by_grid(normalize_group_overrides(sys.argv, config_groups()))
     _main()
 
 

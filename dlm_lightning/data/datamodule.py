@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.data.sampling import EpochIndexSampler
-from dlm_lightning.errors import require_positive
+from dlm_lightning.errors import require, require_positive
 
 
 class IndexedDataModule(L.LightningDataModule):
@@ -19,6 +19,9 @@ class IndexedDataModule(L.LightningDataModule):
         super().__init__()
         require_positive(batch_size=batch_size, train_size=train_size, val_size=val_size,
                          test_size=test_size)
+        if eval_batch_size is not None:  # null: the training batch size
+            require_positive(eval_batch_size=eval_batch_size)
+        require(isinstance(num_workers, int) and num_workers >= 0, "num_workers", num_workers, "must be >= 0")
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
@@ -29,15 +32,21 @@ class IndexedDataModule(L.LightningDataModule):
     def data_info(self) -> DataInfo:
         raise NotImplementedError
 
+    def collate_fn(self, split: str):
+        """The loader's collate function (None: PyTorch's default)."""
+        return None
+
     def _loader(self, split: str) -> DataLoader:
         training = split == "train"
+        dataset = self.dataset(split)  # first: a subclass may settle its split sizes here
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size if training else self.eval_batch_size,
             sampler=EpochIndexSampler(self.sizes[split], fresh_each_epoch=training),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             drop_last=training,
+            collate_fn=self.collate_fn(split),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -21,6 +21,7 @@ class DataInfo:
     tokenizer: object  # a transformers PreTrainedTokenizerFast; saved with checkpoints
     checker: Optional[Callable[[list[str]], object]] = None  # words -> CheckResult (synthetic data)
     rules: tuple[str, ...] = ()  # the rule names the checker may report
+    entities: tuple[tuple[str, ...], ...] = ()  # multi-token entities (words), for the entity-pair metric
 
     @property
     def answer_length(self) -> int:

@@ -55,6 +55,7 @@ class SyntheticCorpusDataModule(IndexedDataModule):
             eos_id=vocab[corpus.EOS], prompt_length=PROMPT_LENGTH, seq_len=seq_len,
             special_ids=tuple(vocab[t] for t in corpus.SPECIAL_TOKENS), token_counts=counts,
             tokenizer=self.tokenizer, checker=corpus.check, rules=corpus.RULES,
+            entities=tuple(city for city in corpus.CITIES if len(city) > 1),
         )
 
     def data_info(self) -> DataInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk, tempered
+from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk
 from dlm_lightning.nelbo import answer_distance
 
 
@@ -30,7 +30,7 @@ class AncestralDecoder(Decoder):
             t, s = grid[step].expand(batch, 1), grid[step + 1].expand(batch, 1)
             count = min(self.tokens_per_step, answer_length - step * self.tokens_per_step)
             log_probs = context.denoiser(z, t[:, 0].float()).log_probs[:, prompt_length:]
-            probs = tempered(log_probs, self.temperature).exp()
+            probs = self.sampling_weights(log_probs, distance, context.eos_id)[0].exp()
             move = context.schedule.unmask_prob(t, s, distance, probs)
             mass = move.sum(dim=-1)
             masked = answer == context.mask_id

@@ -32,20 +32,62 @@ class DecodeContext:
 
 
 class Decoder(ABC):
-    """Decodes ``answer_length`` masked positions after each prompt, ``tokens_per_step`` at a time."""
+    """Decodes ``answer_length`` masked positions after each prompt, ``tokens_per_step`` at a time.
 
-    def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0):
+    Sampling options shared by every decoder: ``temperature`` (0 = greedy), ``top_p`` (nucleus) and
+    ``min_length`` ([EOS] is forbidden at answer positions before it).
+    """
+
+    #: the decoder samples through DecodeContext.dependency_head (a model trained with head=dependency)
+    needs_head: bool = False
+
+    def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+                 min_length: int = 0):
         require(isinstance(tokens_per_step, int) and tokens_per_step >= 1, "tokens_per_step",
                 tokens_per_step, "must be an integer >= 1")
         require(temperature >= 0, "temperature", temperature, "must be >= 0 (0 = greedy)")
+        require(0 < top_p <= 1, "top_p", top_p, "must be in (0, 1] (1 = no nucleus filtering)")
+        require(isinstance(min_length, int) and min_length >= 0, "min_length", min_length,
+                "must be an integer >= 0 (answer positions before it may not be [EOS])")
         self.tokens_per_step, self.temperature = tokens_per_step, temperature
+        self.top_p, self.min_length = top_p, min_length
 
     def steps_for(self, answer_length: int) -> int:
         return math.ceil(answer_length / self.tokens_per_step)
 
+    def check(self, answer_length: int) -> None:
+        """Raises ConfigError for settings this answer length cannot use (at build time and in decode)."""
+        require(self.tokens_per_step <= answer_length, "tokens_per_step", self.tokens_per_step,
+                f"must be <= the answer length {answer_length}")
+        require(self.min_length <= answer_length, "min_length", self.min_length,
+                f"must be <= the answer length {answer_length}")
+
+    def check_head(self, head: torch.nn.Module | None) -> None:
+        require(head is not None or not self.needs_head, "head", None,
+                f"{type(self).__name__} samples through a dependency head and this model has none: "
+                f"train with head=dependency (a checkpoint trained without a head cannot use it)")
+
+    def sampling_weights(self, log_probs: torch.Tensor, offsets: torch.Tensor,
+                         eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-weights to sample from, log-probabilities to rank by), both float64 [..., V].
+
+        ``offsets`` holds the answer position of each row of ``log_probs`` ([...], broadcastable).
+        The ranking distribution is the model's after the [EOS] ban, before temperature and top-p
+        (as LLaDA ranks by the untempered probability of the sampled token).
+        """
+        log_probs = log_probs.double()
+        if self.min_length > 0:
+            early = (offsets < self.min_length).unsqueeze(-1)
+            is_eos = torch.arange(log_probs.shape[-1], device=log_probs.device) == eos_id
+            log_probs = log_probs.masked_fill(early & is_eos, float("-inf"))
+        log_probs = log_probs.log_softmax(dim=-1)
+        return top_p_filter(tempered(log_probs, self.temperature), self.top_p), log_probs
+
     @torch.no_grad()
     def decode(self, context: DecodeContext, prompts: torch.Tensor, answer_length: int,
                generator: torch.Generator | None = None) -> DecodeOutput:
+        self.check(answer_length)
+        self.check_head(context.dependency_head)
         start = time.perf_counter()
         out = self._decode(context, prompts, answer_length, generator)
         out.seconds = time.perf_counter() - start
@@ -57,12 +99,15 @@ class Decoder(ABC):
         ...
 
 
+def gumbel_noise(shape, generator: torch.Generator | None, device=None) -> torch.Tensor:
+    """Standard Gumbel noise in float64 (float32 noise biases low-probability tokens)."""
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    return -torch.log(-torch.log(u.clamp_min(1e-300)))
+
+
 def gumbel_argmax(log_weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Samples argmax(log w + Gumbel) in float64 (float32 Gumbel noise biases low-probability tokens)."""
-    log_weights = log_weights.double()
-    u = torch.rand(log_weights.shape, generator=generator, device=log_weights.device, dtype=torch.float64)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-    return (log_weights + gumbel).argmax(dim=-1)
+    """Samples argmax(log w + Gumbel) in float64."""
+    return (log_weights.double() + gumbel_noise(log_weights.shape, generator, log_weights.device)).argmax(dim=-1)
 
 
 def gumbel_topk(log_weights: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -77,3 +122,14 @@ def tempered(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
     if temperature == 0:
         return torch.where(log_probs == log_probs.max(dim=-1, keepdim=True).values, 0.0, float("-inf"))
     return (log_probs.double() / temperature).log_softmax(dim=-1)
+
+
+def top_p_filter(log_weights: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keeps the smallest set of most likely tokens whose mass reaches ``top_p`` (always the top one)."""
+    if top_p >= 1:
+        return log_weights
+    probs = log_weights.softmax(dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    keep_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs < top_p  # mass before this token < p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return log_weights.masked_fill(~keep, float("-inf")).log_softmax(dim=-1)

@@ -21,9 +21,14 @@ class SampleQuality(Metric):
         self.add_state("batches", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("tokens", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("seconds", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        # multi-token entities committed in one step as an invalid pair (metrics/entities.py)
+        self.add_state("entity_errors", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("entity_samples", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, answers: torch.Tensor, checks: list | None, nfe: int, seconds: float) -> None:
-        """answers: [B, A] decoded ids; checks: one CheckResult per row, or None without a checker."""
+    def update(self, answers: torch.Tensor, checks: list | None, nfe: int, seconds: float,
+               entity_errors: torch.Tensor | None = None) -> None:
+        """answers: [B, A] decoded ids; checks: one CheckResult per row, or None without a checker;
+        entity_errors: [B] committed-then-invalid multi-token entities per row, if the data has any."""
         self.samples += answers.shape[0]
         if checks is not None:
             self.valid += sum(c.valid for c in checks)
@@ -34,6 +39,9 @@ class SampleQuality(Metric):
         self.batches += 1
         self.tokens += answers.numel()
         self.seconds += seconds
+        if entity_errors is not None:
+            self.entity_errors += entity_errors.sum().double()
+            self.entity_samples += answers.shape[0]
 
     def compute(self) -> dict[str, torch.Tensor]:
         counts = self.token_counts.clone()
@@ -49,4 +57,6 @@ class SampleQuality(Metric):
             out["validity"] = self.valid / self.samples
             for i, rule in enumerate(self.rules):
                 out[f"violation/{rule}"] = self.violations[i] / self.samples
+        if self.entity_samples > 0:
+            out["committed_invalid_entities"] = self.entity_errors / self.entity_samples
         return out

@@ -1,0 +1,100 @@
+"""The dependency head: a small causal transformer that turns a step's k marginals into a joint.
+
+For the positions sigma(1) < ... < sigma(k) committed in one step (left to right), input j is the
+backbone's hidden state at sigma(j) plus a position embedding plus the embedding of the token chosen
+at sigma(j-1); causal attention over j' <= j gives p(x_sigma(j) | z_t, x_sigma(<j)). The output is a
+correction added to the backbone's log-probabilities at sigma(j), zero-initialised, and forced to zero
+for j = 1: the first token of a step is drawn from its marginal, so k = 1 is exactly the marginal
+decoder and an untrained head is a product of marginals.
+
+Training (``loss``): on the NELBO forward pass, each sequence picks a random subset of 2 to
+``subset_size`` masked positions inside a window of ``window`` positions that starts at a random
+masked position (decoding commits inside one block), and the head is scored autoregressively on it
+with teacher forcing. Gradients reach the backbone through the hidden states, not through the
+marginals it corrects (the NELBO alone trains those).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlm_lightning.errors import require, require_positive
+
+
+class DependencyHead(nn.Module):
+    def __init__(self, d_model: int, vocab_size: int, max_seq_len: int, n_layers: int = 1, n_heads: int = 4,
+                 mlp_ratio: int = 2, subset_size: int = 8, window: int = 8, loss_weight: float = 1.0):
+        super().__init__()
+        require_positive(d_model=d_model, vocab_size=vocab_size, max_seq_len=max_seq_len, n_layers=n_layers,
+                         n_heads=n_heads, mlp_ratio=mlp_ratio)
+        require(d_model % n_heads == 0, "n_heads", n_heads, f"must divide the backbone width d_model={d_model}")
+        require(isinstance(subset_size, int) and subset_size >= 2, "subset_size", subset_size,
+                "must be an integer >= 2 (a subset of one position has no dependency to learn)")
+        require(isinstance(window, int) and window >= 2, "window", window, "must be an integer >= 2")
+        require(loss_weight >= 0, "loss_weight", loss_weight, "must be >= 0")
+        self.subset_size, self.window, self.loss_weight = subset_size, window, loss_weight
+        self.start_id = vocab_size  # the "previous token" of the first position in a step
+        self.token = nn.Embedding(vocab_size + 1, d_model)
+        self.position = nn.Embedding(max_seq_len, d_model)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, n_heads, mlp_ratio * d_model, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, vocab_size)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, hidden: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
+                base_log_probs: torch.Tensor) -> torch.Tensor:
+        """log p(x_sigma(j) | z_t, x_sigma(<j)), float32 [B, k, V].
+
+        hidden [B, k, D] and base_log_probs [B, k, V] are the backbone's at positions [B, k] (sequence
+        indices, in the step's order); tokens [B, k] are the tokens at those positions (entry j is
+        read only by entries after j).
+        """
+        k = tokens.shape[1]
+        previous = torch.cat([torch.full_like(tokens[:, :1], self.start_id), tokens[:, :-1]], dim=1)
+        h = hidden + self.token(previous) + self.position(positions)
+        causal = nn.Transformer.generate_square_subsequent_mask(k, device=h.device, dtype=h.dtype)
+        for layer in self.layers:
+            h = layer(h, src_mask=causal, is_causal=True)
+        correction = self.out(self.norm(h)).float()
+        first = (torch.arange(k, device=h.device) == 0).view(1, k, 1)
+        correction = correction.masked_fill(first, 0.0)
+        return (base_log_probs.float() + correction).log_softmax(dim=-1)
+
+    def loss(self, x0: torch.Tensor, masked: torch.Tensor, hidden: torch.Tensor, log_probs: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean autoregressive cross-entropy (nats) of positions 2..m of random masked subsets.
+
+        x0, masked: [B, L]; hidden [B, L, D] and log_probs [B, L, V] from the denoiser on z_t.
+        """
+        positions, valid = self.sample_subsets(masked, generator)
+        index = positions.unsqueeze(-1)
+        h = hidden.gather(1, index.expand(-1, -1, hidden.shape[-1]))
+        base = log_probs.detach().gather(1, index.expand(-1, -1, log_probs.shape[-1]))
+        tokens = x0.gather(1, positions)
+        log_q = self(h, positions, tokens, base)
+        scored = valid.clone()
+        scored[:, 0] = False  # the first of a subset is its marginal: nothing for the head to learn
+        nll = F.nll_loss(log_q.flatten(0, 1), tokens.flatten(), reduction="none").view_as(tokens)
+        return (nll * scored).sum() / scored.sum().clamp_min(1)
+
+    def sample_subsets(self, masked: torch.Tensor, generator: torch.Generator | None = None):
+        """Left-to-right positions [B, subset_size] and which of them are real [B, subset_size]."""
+        batch, length = masked.shape
+        device = masked.device
+        pos = torch.arange(length, device=device)
+        noise = torch.rand((batch, length), generator=generator, device=device)
+        anchor = torch.where(masked, noise, 2.0).argmin(dim=1, keepdim=True)  # a random masked position
+        candidates = masked & (pos >= anchor) & (pos < anchor + self.window)
+        size = torch.randint(2, self.subset_size + 1, (batch, 1), generator=generator, device=device)
+        score = torch.where(candidates, torch.rand((batch, length), generator=generator, device=device), 2.0)
+        rank = score.argsort(dim=1).argsort(dim=1)
+        chosen = candidates & (rank < size)
+        width = min(self.subset_size, length)
+        positions = torch.where(chosen, pos, length + pos).argsort(dim=1)[:, :width]
+        return positions, chosen.gather(1, positions)

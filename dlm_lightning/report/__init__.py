@@ -1,0 +1,1 @@
+"""Aggregated reports of Hydra sweeps (``python -m experiments.report <sweep dir>``)."""

@@ -1,0 +1,29 @@
+"""A Hydra callback that writes the sweep report when a ``-m`` sweep ends (see configs/hydra/default.yaml)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class ReportAtSweepEnd(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        from dlm_lightning.report.report import write_report
+
+        if rank_zero_only.rank != 0:  # under torchrun every rank runs the sweep; one report is enough
+            return
+        sweep_dir = Path(config.hydra.sweep.dir).absolute()
+        try:
+            write_report(sweep_dir)
+        except Exception as error:  # the jobs' results stay valid without a report: say so, don't fail
+            log.error("the sweep report failed (%s: %s); rerun python -m experiments.report %s",
+                      type(error).__name__, error, sweep_dir)
+        print(sweep_dir)

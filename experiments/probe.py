@@ -1,0 +1,34 @@
+"""The frequency-collapse probe: ``python -m experiments.probe run=<run dir> | hf_model=<name or path>``.
+
+Writes probe.json, probe_topk.csv, probe.md, probe.png and tensorboard/ into a new directory under
+outputs/probes/ and prints that directory as the last line. See configs/probe.yaml for the options.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from dlm_lightning.errors import UserError
+from dlm_lightning.probe.main import probe
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="probe")
+def main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        report = probe(cfg, out_dir)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for note in report.get("notes", []):  # caps applied, statistics skipped: also in probe.md
+        print(f"note: {note}", file=sys.stderr)
+    print(out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Aggregate a sweep: ``python -m experiments.report <sweep dir> [--seed-key seed]``.
+
+Writes results.csv (one row per job), results.md (mean ± std over seeds per grid cell, best marked,
+failed jobs listed), comparison plots (*.png) and TensorBoard hparams (``<sweep dir>/hparams``) into the
+sweep directory, and prints the path of results.md. Sweeps run it themselves when they end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dlm_lightning.errors import UserError
+from dlm_lightning.report.report import write_report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", help="a directory made by python -m experiments.run -m ...")
+    parser.add_argument("--seed-key", default="seed", help="the override averaged over (default: seed)")
+    args = parser.parse_args(argv)
+    try:
+        print(write_report(args.sweep_dir, seed_key=args.seed_key))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

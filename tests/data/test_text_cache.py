@@ -1,0 +1,94 @@
+"""The tokenised-data cache: reused when nothing changed, separate when the tokenizer changes, rebuilt
+(with a warning) when an entry is corrupt or was made for another key."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dlm_lightning.data.cache import META, cached
+from dlm_lightning.data.packing import Wrap
+from dlm_lightning.data.tokenizers import TrainedBPE
+from text_fixtures import text_module
+
+
+def arrays(module) -> dict[str, np.ndarray]:
+    module.prepare()
+    return {split: np.asarray(tokens).copy() for split, tokens in module.tokens.items()}
+
+
+def token_entries(tmp_path) -> list:
+    return sorted(p for p in (tmp_path / "cache" / "tokens").iterdir() if p.is_dir())
+
+
+def refuse_to_pack(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("the cache was rebuilt")
+
+    monkeypatch.setattr(Wrap, "pack", fail)
+
+
+def test_a_second_run_reuses_the_cache(tmp_path, monkeypatch):
+    first = arrays(text_module(tmp_path))
+    assert len(token_entries(tmp_path)) == 3  # train, val, test
+    refuse_to_pack(monkeypatch)
+    again = arrays(text_module(tmp_path))
+    assert all(np.array_equal(first[s], again[s]) for s in first)
+
+
+def test_a_changed_tokenizer_gets_its_own_entries_and_the_old_ones_stay_valid(tmp_path, monkeypatch):
+    first = arrays(text_module(tmp_path))
+    other = arrays(text_module(tmp_path, tokenizer=TrainedBPE(vocab_size=340)))
+    assert len(token_entries(tmp_path)) == 6
+    assert not np.array_equal(first["train"], other["train"])  # retokenised, not the old tokens
+    refuse_to_pack(monkeypatch)
+    assert np.array_equal(arrays(text_module(tmp_path))["train"], first["train"])
+
+
+def test_sequence_length_and_layout_are_part_of_the_key(tmp_path):
+    arrays(text_module(tmp_path))
+    longer = arrays(text_module(tmp_path, layout=Wrap(seq_len=32)))
+    assert longer["train"].shape[1] == 32 and len(token_entries(tmp_path)) == 6
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "other key", "no meta"])
+def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path, damage):
+    original = arrays(text_module(tmp_path))
+    module = text_module(tmp_path)
+    module.prepare()
+    train_entry = next(e for e in token_entries(tmp_path)
+                       if json.loads((e / META).read_text())["key"]["split"] == "train")
+    tokens, meta = train_entry / "tokens.bin", train_entry / META
+    if damage == "flip a byte":
+        data = bytearray(tokens.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        tokens.write_bytes(bytes(data))
+    elif damage == "truncate":
+        tokens.write_bytes(tokens.read_bytes()[:-6])
+    elif damage == "other key":
+        saved = json.loads(meta.read_text())
+        saved["key"]["tokenizer"] = "0" * 20
+        meta.write_text(json.dumps(saved))
+    else:
+        meta.unlink()
+    reasons = {"flip a byte": "checksum", "truncate": "checksum", "other key": "another key", "no meta": "meta.json"}
+    with pytest.warns(UserWarning, match=f"cache entry .*{train_entry.name}.*unusable.*{reasons[damage]}"):
+        rebuilt = arrays(text_module(tmp_path))
+    assert np.array_equal(rebuilt["train"], original["train"])
+
+
+def test_cached_builds_once_and_records_stats(tmp_path):
+    builds = []
+
+    def build(out):
+        builds.append(1)
+        (out / "data.txt").write_text("payload")
+        return {"n": 1}
+
+    entry, stats = cached(tmp_path, "things", {"a": 1}, build)
+    assert (entry / "data.txt").read_text() == "payload" and stats == {"n": 1}
+    assert cached(tmp_path, "things", {"a": 1}, build) == (entry, stats) and builds == [1]
+    assert cached(tmp_path, "things", {"a": 2}, build)[0] != entry and builds == [1, 1]
+    assert not [p for p in (tmp_path / "things").iterdir() if p.name.startswith(".")]  # no scratch left

@@ -1,0 +1,114 @@
+"""The joint-block decoder: k = 1 is the marginal decoder, and both modes sample the head's joint."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dlm_lightning.decoders.base import DecodeContext
+from dlm_lightning.decoders.joint import JointDecoder
+from dlm_lightning.decoders.marginal import MarginalDecoder
+from dlm_lightning.heads.dependency import DependencyHead
+from dlm_lightning.models.denoiser import Denoiser, DenoiserOutput
+from dlm_lightning.models.transformer import Transformer
+from dlm_lightning.schedules.uniform import UniformSchedule
+
+VOCAB, MASK, EOS, PROMPT, ANSWER = 12, 1, 3, 4, 16
+
+
+def random_model_context(seed: int = 0) -> DecodeContext:
+    torch.manual_seed(seed)
+    backbone = Transformer(VOCAB, PROMPT + ANSWER, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2)
+    head = DependencyHead(16, VOCAB, PROMPT + ANSWER, n_heads=2)
+    nn.init.normal_(head.out.weight, std=1.0)  # an untrained head is the identity: make it matter
+    return DecodeContext(Denoiser(backbone, MASK, needs_time=False).eval(), UniformSchedule(), MASK, EOS,
+                         dependency_head=head.eval())
+
+
+def prompts(batch: int = 6) -> torch.Tensor:
+    return torch.randint(4, VOCAB, (batch, PROMPT), generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("mode", ["exact", "speculative"])
+@pytest.mark.parametrize("options", [{}, {"remasking": "random"}, {"threshold": 0.3}, {"top_p": 0.7, "min_length": 5}])
+def test_one_token_per_step_reproduces_the_marginal_decoder(mode, options):
+    context, p = random_model_context(), prompts()
+    marginal = MarginalDecoder(tokens_per_step=1, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    joint = JointDecoder(tokens_per_step=1, mode=mode, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    assert torch.equal(marginal.tokens, joint.tokens)
+    assert torch.equal(marginal.commit_step, joint.commit_step)
+    assert marginal.nfe == joint.nfe
+
+
+def test_the_head_changes_multi_token_steps():
+    context, p = random_model_context(), prompts()
+    marginal = MarginalDecoder(tokens_per_step=4).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    joint = JointDecoder(tokens_per_step=4).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    assert marginal.nfe == joint.nfe == ANSWER // 4
+    assert not torch.equal(marginal.tokens, joint.tokens)
+
+
+# ---- both modes sample the head's joint distribution ------------------------------------------------
+A, B, X, Y, Z = 4, 5, 6, 7, 8  # first word in {A, B}, second in {X, Y}, then Z; the head prefers X after A
+Q_SECOND = {A: (0.8, 0.2), B: (0.1, 0.9)}  # q(X | first), q(Y | first)
+
+
+class IndependentDenoiser(nn.Module):
+    """Marginals p(first) = (0.3, 0.7) over {A, B}, p(second) = (0.6, 0.4) over {X, Y}, third = Z."""
+
+    def forward(self, z, t):
+        probs = torch.full((*z.shape, VOCAB), 1e-12, dtype=torch.float64)
+        probs[:, 1, A], probs[:, 1, B] = 0.3, 0.7
+        probs[:, 2, X], probs[:, 2, Y] = 0.6, 0.4
+        if z.shape[1] > 3:
+            probs[:, 3, Z] = 1.0
+        log_probs = (probs / probs.sum(-1, keepdim=True)).log().float()
+        visible = z != MASK
+        copied = torch.full_like(log_probs, float("-inf")).scatter(-1, z.unsqueeze(-1), 0.0)
+        return DenoiserOutput(torch.where(visible.unsqueeze(-1), copied, log_probs), torch.zeros(*z.shape, 4))
+
+
+class TableHead(nn.Module):
+    """A constructed head: the second word's conditional given the first is Q_SECOND."""
+
+    def forward(self, hidden, positions, tokens, base):
+        out = base.float().clone()
+        for first, (qx, qy) in Q_SECOND.items():
+            rows = (positions[:, 1] == 2) & (tokens[:, 0] == first)
+            table = torch.full((VOCAB,), float("-inf"))
+            table[X], table[Y] = math.log(qx), math.log(qy)
+            out[rows, 1] = table
+        return out
+
+
+def test_exact_and_speculative_modes_sample_the_heads_joint():
+    n = 4000
+    context = DecodeContext(IndependentDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=TableHead())
+    p = torch.zeros((n, 1), dtype=torch.long)
+    p_first = {A: 0.3, B: 0.7}
+    for mode in ("exact", "speculative"):
+        out = JointDecoder(tokens_per_step=2, block_length=2, mode=mode).decode(
+            context, p, 2, torch.Generator().manual_seed(11))
+        if mode == "exact":
+            assert out.nfe == 1
+        for first in (A, B):
+            for second, q in zip((X, Y), Q_SECOND[first]):
+                expected = p_first[first] * q
+                observed = ((out.tokens[:, 1] == first) & (out.tokens[:, 2] == second)).double().mean().item()
+                # 4 binomial standard deviations
+                assert abs(observed - expected) <= 4 * math.sqrt(expected * (1 - expected) / n), (mode, first, second)
+
+
+def test_speculative_mode_leaves_positions_after_a_rejection_for_a_later_step():
+    n = 2000
+    context = DecodeContext(IndependentDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=TableHead())
+    out = JointDecoder(tokens_per_step=3, block_length=3, mode="speculative").decode(
+        context, torch.zeros((n, 1), dtype=torch.long), 3, torch.Generator().manual_seed(2))
+    # the second draft is accepted with probability sum_f p(f) sum_s min(p(s), q(s | f)); a rejected one
+    # is redrawn and committed, and the third position (q = p there) waits for the next step
+    accept = 0.3 * (min(0.6, 0.8) + min(0.4, 0.2)) + 0.7 * (min(0.6, 0.1) + min(0.4, 0.9))
+    assert (out.commit_step[:, :2] == 0).all()
+    in_one_step = (out.commit_step[:, 2] == 0).double().mean().item()
+    assert abs(in_one_step - accept) <= 4 * math.sqrt(accept * (1 - accept) / n)
+    assert out.nfe == 2 and (out.tokens[:, 3] == Z).all()

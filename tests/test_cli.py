@@ -1,0 +1,46 @@
+"""The CLI's argv normalisation: `+schedule=x` and `schedule=x` select the same option (design.md section 2),
+in composition and in real runs."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from dlm_lightning.cli import config_groups, normalize_group_overrides
+
+
+def test_normaliser_rewrites_only_group_selections():
+    groups = {"schedule", "decoder", "model"}
+    argv = ["run.py", "+schedule=adaptive", "+decoder=joint", "schedule=uniform", "+model.d_model=64",
+            "+schedule.w_near=2", "+seed=3", "+other=1", "-m", "data.path=+schedule=x", "+decoder"]
+    assert normalize_group_overrides(argv, groups) == [
+        "run.py", "schedule=adaptive", "decoder=joint", "schedule=uniform", "+model.d_model=64",
+        "+schedule.w_near=2", "+seed=3", "+other=1", "-m", "data.path=+schedule=x", "+decoder"]
+
+
+def test_config_groups_are_the_selectable_groups():
+    groups = config_groups()
+    assert {"data", "model", "schedule", "decoder", "trainer", "callbacks", "experiment"} <= groups
+    assert "hydra" not in groups  # Hydra's own group is never rewritten
+
+
+def test_both_spellings_compose_to_one_config(compose):
+    plus, plain = compose(["+schedule=uniform"], hydra=True), compose(["schedule=uniform"], hydra=True)
+    assert plus.hydra.runtime.choices.schedule == plain.hydra.runtime.choices.schedule == "uniform"
+    assert list(plus.hydra.overrides.task) == list(plain.hydra.overrides.task) == ["schedule=uniform"]
+    plus, plain = (OmegaConf.to_container(c, resolve=False) for c in (plus, plain))
+    del plus["hydra"], plain["hydra"]
+    assert plus == plain
+
+
+def test_both_spellings_run(cli_runs):
+    # run A was started with +schedule=uniform and run B with schedule=uniform (both finished: test_resume)
+    a_dir, b_dir = cli_runs.finished.dir, cli_runs.killed_copy
+    assert cli_runs.finished.returncode == 0, cli_runs.finished.stderr[-3000:]
+    assert "+schedule=uniform" in cli_runs.finished.args and "schedule=uniform" in cli_runs.killed_args
+    a, b = OmegaConf.load(a_dir / "config.yaml"), OmegaConf.load(b_dir / "config.yaml")
+    assert a.choices.schedule == b.choices.schedule == "uniform"
+    assert OmegaConf.to_container(a) == OmegaConf.to_container(b)
+    for run_dir in (a_dir, b_dir):  # what Hydra received, as the job records it
+        overrides = OmegaConf.to_container(OmegaConf.load(run_dir / "overrides.yaml"))
+        assert "schedule=uniform" in overrides and "+schedule=uniform" not in overrides
+    assert cli_runs.finished.metrics()["schedule"] == "uniform"
