@@ -9,7 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig
 
-from dlm_lightning.errors import ConfigError
+from dlm_lightning.errors import ConfigError, UserError
 
 
 @contextmanager
@@ -31,6 +31,10 @@ def config_group(name: str, node: DictConfig | None = None):
         if not isinstance(error, InstantiationException):
             raise
         raise ConfigError(name, node.get("_target_") if node is not None else None, str(cause or error)) from None
+    except ValueError as error:  # a component's own argument check, e.g. torch.optim's betas
+        if isinstance(error, UserError):
+            raise
+        raise ConfigError(name, node.get("_target_") if node is not None else None, str(error)) from None
 
 
 def _bad_key(error: TypeError) -> str:

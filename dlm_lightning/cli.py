@@ -13,8 +13,15 @@ from pathlib import Path
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def config_groups(config_dir: Path = CONFIG_DIR) -> set[str]:
-    return {p.name for p in config_dir.iterdir() if p.is_dir() and p.name != "hydra"}
+def config_groups(config_dir: Path = CONFIG_DIR, primary: str = "config.yaml") -> set[str]:
+    """The groups in the primary config's defaults list: the ones Hydra only accepts as ``group=x``."""
+    from omegaconf import OmegaConf
+
+    groups = set()
+    for entry in OmegaConf.load(config_dir / primary).get("defaults", []):
+        if not isinstance(entry, str):  # "group: option", "optional group: option", "group@pkg: option"
+            groups.add(str(next(iter(entry))).split()[-1].split("@")[0])
+    return groups - {"hydra"}
 
 
 def normalize_group_overrides(argv: list[str], groups: set[str]) -> list[str]:

@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import config_groups, normalize_group_overrides, register_resolvers
+from dlm_lightning.cli import CONFIG_DIR, config_groups, normalize_group_overrides, register_resolvers
 from dlm_lightning.errors import UserError
 from dlm_lightning.experiment import new_run, resumed_run, run_experiment
 from dlm_lightning.launch.job import isolated_job, record_failure, record_rank, write_overrides
@@ -23,7 +23,7 @@ from dlm_lightning.launch.names import name_jobs_by_grid
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

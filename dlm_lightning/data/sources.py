@@ -10,13 +10,15 @@ applied with ``skip``/``take`` (percentages would need the length, which a strea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dlm_lightning.data.cache import file_sha256
 from dlm_lightning.errors import ConfigError, UserError, require
 
 SPLITS = ("train", "val", "test")
@@ -56,7 +58,7 @@ class HFSource:
         self.data_files = _plain(data_files)
         if isinstance(self.data_files, dict):  # a split given as null has no files
             self.data_files = {k: v for k, v in self.data_files.items() if v is not None} or None
-        self.options = dict(options or {})
+        self.options = dict(_plain(options) or {})
         self.hf_cache_dir = hf_cache_dir
 
     # ---- identity -------------------------------------------------------------------------------
@@ -71,7 +73,6 @@ class HFSource:
         return json.dumps({
             "path": self.path, "name": self.name, "revision": self.revision, "split": self.splits[split],
             "fields": self.fields, "options": self.options, "files": self._file_digests,
-            "local_dir": _dir_digest(self.path) if Path(self.path).is_dir() else None,
         }, sort_keys=True)
 
     # ---- reading --------------------------------------------------------------------------------
@@ -98,10 +99,7 @@ class HFSource:
         self._check_local_files()
         spec = self.splits[split]
         match = _SLICE.match(spec)
-        if self.streaming and match:
-            base = match.group(1)
-        else:
-            base = spec
+        base = match.group(1) if self.streaming and match else spec  # a stream is sliced below
         kwargs = dict(name=self.name, data_files=self.data_files, revision=self.revision,
                       streaming=self.streaming, cache_dir=self.hf_cache_dir, **self.options)
         try:
@@ -144,7 +142,12 @@ class HFSource:
 
     @cached_property
     def _file_digests(self) -> dict[str, str]:
-        return {f: _sha256(Path(f)) for f in self._local_files()}
+        """SHA-256 of each local data file, or of each file of a local dataset directory."""
+        files, root = [Path(f) for f in self._local_files()], Path(self.path).expanduser()
+        if root.is_dir():
+            hidden = lambda p: any(part.startswith(".") for part in p.relative_to(root).parts)  # noqa: E731
+            files += [p for p in sorted(root.rglob("*")) if p.is_file() and not hidden(p)]
+        return {str(f): file_sha256(f) for f in files}
 
 
 def _stream_slice(dataset, match: re.Match, split: str, spec: str):
@@ -161,29 +164,10 @@ def _stream_slice(dataset, match: re.Match, split: str, spec: str):
 
 
 def _plain(value):
-    """OmegaConf containers -> plain Python (datasets checks isinstance(dict/list))."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
+    """OmegaConf containers -> plain Python (datasets checks isinstance(value, dict/list))."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
     return value
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _dir_digest(path: str) -> dict[str, str]:
-    root = Path(path)
-    return {str(p.relative_to(root)): _sha256(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
 
 
 def _first_line(error: BaseException) -> str:

@@ -25,6 +25,7 @@ from dlm_lightning.data.tokenizers import tokenizer_digest
 from dlm_lightning.errors import ConfigError, require
 
 TOKENS = "tokens.bin"  # raw row-major [N, seq_len] tokens; dtype and shape in meta.json
+COUNT_TOKENS = 1 << 25  # token statistics read at most this many training tokens (rows spread evenly)
 
 
 class SequenceDataset(Dataset):
@@ -133,8 +134,7 @@ class TextDataModule(IndexedDataModule):
     def _info(self) -> DataInfo:
         tokenizer, prompt_length = self.tokenizer, self.layout.prompt_length
         vocab_size = len(tokenizer)
-        answers = np.asarray(self.tokens["train"][:, prompt_length:]).ravel()
-        counts = torch.from_numpy(np.bincount(answers, minlength=vocab_size).astype(np.float64))
+        counts = torch.from_numpy(answer_counts(self.tokens["train"], prompt_length, vocab_size))
         return DataInfo(
             vocab_size=vocab_size, mask_id=tokenizer.mask_token_id, pad_id=tokenizer.pad_token_id,
             eos_id=tokenizer.eos_token_id, prompt_length=prompt_length, seq_len=self.layout.seq_len,
@@ -144,3 +144,17 @@ class TextDataModule(IndexedDataModule):
 
     def data_info(self) -> DataInfo:
         return self.prepare()
+
+
+def answer_counts(tokens: np.ndarray, prompt_length: int, vocab_size: int) -> np.ndarray:
+    """float64 counts of answer tokens over the training rows, or over evenly spread rows of a large
+    split (a memory-mapped corpus is read in chunks, never whole)."""
+    rows = np.arange(len(tokens))
+    per_row = tokens.shape[1] - prompt_length
+    if len(rows) * per_row > COUNT_TOKENS:
+        rows = np.linspace(0, len(tokens) - 1, COUNT_TOKENS // per_row).astype(np.int64)
+    counts = np.zeros(vocab_size, dtype=np.float64)
+    for chunk in np.array_split(rows, max(1, len(rows) // 65536)):
+        counts += np.bincount(np.asarray(tokens[chunk, prompt_length:]).ravel(), minlength=vocab_size)
+    return counts
+

@@ -2,7 +2,8 @@
 
 For the positions sigma(1) < ... < sigma(k) committed in one step (left to right), input j is the
 backbone's hidden state at sigma(j) plus a position embedding plus the embedding of the token chosen
-at sigma(j-1); causal attention over j' <= j gives p(x_sigma(j) | z_t, x_sigma(<j)). The output is a
+at sigma(j-1) plus an embedding of the gap sigma(j) - sigma(j-1) (so the head knows whether that
+token is its neighbour); causal attention over j' <= j gives p(x_sigma(j) | z_t, x_sigma(<j)). The output is a
 correction added to the backbone's log-probabilities at sigma(j), zero-initialised, and forced to zero
 for j = 1: the first token of a step is drawn from its marginal, so k = 1 is exactly the marginal
 decoder and an untrained head is a product of marginals.
@@ -38,6 +39,7 @@ class DependencyHead(nn.Module):
         self.start_id = vocab_size  # the "previous token" of the first position in a step
         self.token = nn.Embedding(vocab_size + 1, d_model)
         self.position = nn.Embedding(max_seq_len, d_model)
+        self.gap = nn.Embedding(window + 1, d_model)  # 0: first in the step; gaps >= window share one entry
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(d_model, n_heads, mlp_ratio * d_model, dropout=0.0, activation="gelu",
                                        batch_first=True, norm_first=True)
@@ -57,7 +59,8 @@ class DependencyHead(nn.Module):
         """
         k = tokens.shape[1]
         previous = torch.cat([torch.full_like(tokens[:, :1], self.start_id), tokens[:, :-1]], dim=1)
-        h = hidden + self.token(previous) + self.position(positions)
+        gap = torch.cat([torch.zeros_like(positions[:, :1]), positions.diff(dim=1)], dim=1)
+        h = hidden + self.token(previous) + self.position(positions) + self.gap(gap.clamp(0, self.window))
         causal = nn.Transformer.generate_square_subsequent_mask(k, device=h.device, dtype=h.dtype)
         for layer in self.layers:
             h = layer(h, src_mask=causal, is_causal=True)

@@ -70,3 +70,17 @@ def test_reported_bound_ignores_the_training_time_range(compose, tiny_info):
         module.eval()
         module._eval_step(batch, 0, module.val_nelbo, module.val_samples, decode=False)
     assert torch.equal(modules[0].val_nelbo.compute()["nelbo"], modules[1].val_nelbo.compute()["nelbo"])
+
+
+def test_learnable_info_schedule_trains_its_exponents_with_the_backbone(compose, tiny_info):
+    cfg = compose([*TINY, "schedule=info", "schedule.learnable=true"])
+    torch.manual_seed(0)
+    module = build_module(cfg, tiny_info)
+    assert module.denoiser.backbone.time_conditioning
+    batch = next(iter(build(compose(TINY), "data").train_dataloader()))
+    module.training_step(batch, 0).backward()
+    grad = module.schedule.raw_exponents.grad
+    appears = torch.bincount(batch["input_ids"][:, tiny_info.prompt_length:].flatten(), minlength=tiny_info.vocab_size) > 0
+    assert torch.isfinite(grad).all() and (grad[appears] != 0).all()
+    assert any(p is module.schedule.raw_exponents for p in module.parameters())  # so the optimizer updates it
+

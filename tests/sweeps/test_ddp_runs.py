@@ -7,28 +7,20 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 
 from dlm_lightning.evaluate import evaluate_run
+from sweep_helpers import FAST
 
-# Each rank gets one training batch of 32; 16 validation and test documents, split 8 / 8 by rank.
-TINY = ["model=tiny", "trainer.max_epochs=1", "data.max_free_sentences=0", "data.answer_length=16",
-        "data.train_size=64", "data.batch_size=32", "data.val_size=16", "data.test_size=16",
-        "data.eval_batch_size=16", "module.eval_decode_batches=0", "callbacks.progress=null",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
-        "trainer=ddp", "trainer.devices=2"]
-# tiny models: a second thread only adds synchronisation (13x slower on a loaded 2-core machine)
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+# one training batch per rank; the 16 validation and test documents split 8 / 8 between the ranks
+TINY = [*FAST, "data.train_size=64", "trainer=ddp", "trainer.devices=2"]
 
 
-def run_entry_point(cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=cwd, capture_output=True,
-                            text=True, timeout=600, env=ONE_THREAD)
+def run_entry_point(run_cli, cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
+    result = run_cli(*args, cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -37,16 +29,8 @@ def rank_records(job: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((job / "ranks").glob("rank*.json"))]
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tmp_path: Path, one_thread):
-    result = run_entry_point(tmp_path, TINY)
+def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tmp_path: Path, run_cli):
+    result = run_entry_point(run_cli, tmp_path, TINY)
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # both ranks wrote into one directory
     assert result.stdout.strip().splitlines()[-1] == str(run_dir)
     ranks = rank_records(run_dir)
@@ -61,9 +45,9 @@ def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tm
     assert alone == pytest.approx(synced, rel=1e-5)
 
 
-def test_ddp_sweep_runs_each_job_on_both_ranks_in_one_sweep_directory(tmp_path: Path):
+def test_ddp_sweep_runs_each_job_on_both_ranks_in_one_sweep_directory(tmp_path: Path, run_cli):
     monitors = ["val/nelbo", "val/typo", "val/bpt"]  # val/typo: ModelCheckpoint fails at the first save
-    run_entry_point(tmp_path, ["-m", *TINY, f"callbacks.checkpoint.monitor={','.join(monitors)}"])
+    run_entry_point(run_cli, tmp_path, ["-m", *TINY, f"callbacks.checkpoint.monitor={','.join(monitors)}"])
     assert not (tmp_path / "outputs" / "runs").exists()  # no rank ran a run (or sweep) of its own
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     jobs = {}

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import csv
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from sweep_helpers import FAST
 
-TINY = ["model=tiny", "trainer.max_epochs=1", "data.max_free_sentences=0", "data.answer_length=16",
-        "data.train_size=32", "data.batch_size=32", "data.val_size=16", "data.test_size=16",
-        "data.eval_batch_size=16", "module.eval_decode_batches=0", "callbacks.progress=null",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+TINY = [*FAST, "data.train_size=32"]  # one training batch
 GRID = ["+schedule=uniform,adaptive", "decoder=marginal,joint", "head=dependency", "seed=0,1"]
-# tiny models: a second thread only adds synchronisation (13x slower on a loaded 2-core machine)
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def test_grid_sweep_writes_one_directory_per_job_and_a_mean_std_report(tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "experiments.run", "-m", *TINY, *GRID], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+def test_grid_sweep_writes_one_directory_per_job_and_a_mean_std_report(tmp_path: Path, run_cli):
+    result = run_cli("-m", *TINY, *GRID, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     assert result.stdout.strip().splitlines()[-1] == str(sweep)  # printed last, as a run prints its dir
