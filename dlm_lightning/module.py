@@ -138,7 +138,7 @@ class MaskedDiffusionLM(L.LightningModule):
         if self.val_positions.update_count > 0:
             by_distance = self.val_positions.compute()
             self.val_positions.reset()
-            self.log_dict({f"val/position/{k}": v.float() for k, v in by_distance.items()})
+            self.log_dict({f"val/position/{k}": v.float() for k, v in by_distance.items()}, sync_dist=True)
             if logger is not None and hasattr(logger, "add_figure"):
                 logger.add_figure("val/position", self.val_positions.figure(by_distance), self.global_step)
         if logger is not None and hasattr(logger, "add_text") and self.records:
@@ -162,7 +162,9 @@ class MaskedDiffusionLM(L.LightningModule):
             if metric is not None and metric.update_count > 0:
                 values.update(metric.compute())
                 metric.reset()
-        self.log_dict({f"{prefix}/{k}": v.float() for k, v in values.items()}, sync_dist=False)
+        # values are already reduced over ranks by torchmetrics; averaging identical copies changes
+        # nothing and keeps Lightning from warning about unsynced epoch-level logs under DDP
+        self.log_dict({f"{prefix}/{k}": v.float() for k, v in values.items()}, sync_dist=True)
 
     # ---- optimisation and checkpoints -----------------------------------------------------------
     def configure_optimizers(self):

@@ -1,23 +1,25 @@
 """Training throughput of the suite against a plain PyTorch loop, with MFU, memory and data time.
 
-    python -m experiments.bench [--sizes tiny,small,medium] [--rounds 3] [--steps 20] [--data shakespeare]
+    python -m experiments.bench [--sizes tiny,small,medium] [--rounds 3] [--steps 10] [--threads N]
 
 For each model size, the same backbone on the same batches (the real-text data path: cached tokens,
-memory-mapped, the suite's sampler and DataLoader) is trained two ways, taking turns in every round so
-machine load hits both alike:
+memory-mapped, the suite's sampler and DataLoader) is trained two ways:
   suite  the Lightning Trainer with the run's callbacks and TensorBoard logger, MaskedDiffusionLM's
          training_step (uniform schedule), precision from the trainer config (bf16-mixed);
-  plain  a hand-written loop: DataLoader, autocast, the same masked-diffusion loss written inline
+  plain  a hand-written step: next(DataLoader), autocast, the same masked-diffusion loss written inline
          (SUBS log-probs, 1/t weight), backward, gradient clipping, AdamW, LR schedule.
-Per step it records wall time, this process's CPU time (all threads: less sensitive to other processes
-on a shared machine) and data time (suite: from the end of one batch to the start of the next, which
-includes fetching it; plain: the time in next(loader)). Tables report medians over rounds.
-MFU = achieved model FLOP/s / peak, with training FLOPs per token = 6 * (weights of all linear layers)
-+ 12 * layers * seq_len * d_model (attention scores and mixing), and the peak measured here by large
-matmuls in the same dtype (best of several, before and after the runs). Peak memory: the process's peak
-resident set (CPU, reset before each run) or torch.cuda.max_memory_allocated (GPU).
-On a GPU it also runs bf16 with the flash and memory-efficient SDPA kernels.
-Prints a table and writes JSON (default outputs/bench/bench-<time>.json).
+The two alternate step by step: a callback of the suite's fit times each suite step and then runs and
+times one plain step, so a change in machine load (other processes on a shared machine) hits both
+alike; each suite step is compared with the plain step right after it. ``--rounds`` fits of
+``--warmup`` + ``--steps`` steps each; the first ``--warmup`` of each are not timed.
+Per step: wall time, this process's CPU time (all threads) and data time (suite: from the end of the
+previous step to the start of this one, i.e. Lightning's hooks and fetching the batch; plain: next(loader)).
+MFU = achieved model FLOP/s / peak, with training FLOPs per token = 6 x (weights of all linear layers)
++ 12 x layers x seq_len x d_model (attention scores and mixing), and the peak measured here, at the start,
+by large matmuls in the same dtype (best of several), on the wall clock and per CPU-second alike.
+Peak memory: a short fit of each alone; the process's peak resident set on a CPU (reset before each),
+torch.cuda.max_memory_allocated on a GPU. On a GPU it also runs bf16 with the flash and
+memory-efficient SDPA kernels. Prints a table and writes JSON (default outputs/bench/bench-<time>.json).
 """
 
 from __future__ import annotations
@@ -71,27 +73,82 @@ def config_for(size: str, data: str, batch_size: int, steps: int, attention: str
                            "+trainer.enable_progress_bar=false"])
 
 
-class StepTimer(L.Callback):
-    """Wall, CPU and data time of every training step of a Lightning fit."""
+class PlainLoop:
+    """The same backbone and loss in a hand-written PyTorch training step, on its own DataLoader."""
 
-    def __init__(self):
-        self.wall, self.cpu, self.data = [], [], []
-        self._last = self._last_cpu = None
+    def __init__(self, cfg, datamodule, info, device: torch.device, precision: str, total_steps: int):
+        from hydra.utils import instantiate
+
+        from dlm_lightning.models.denoiser import Denoiser
+        from dlm_lightning.optim import warmup_cosine
+
+        torch.manual_seed(0)
+        backbone = instantiate(cfg.model, vocab_size=info.vocab_size, max_seq_len=info.seq_len,
+                               time_conditioning=False)
+        self.denoiser = Denoiser(backbone, info.mask_id, needs_time=False).to(device)
+        options = cfg.module.optimizer
+        self.optimizer = torch.optim.AdamW(self.denoiser.parameters(), lr=options.lr, betas=tuple(options.betas),
+                                           weight_decay=options.weight_decay)
+        self.schedule = warmup_cosine(self.optimizer, total_steps=total_steps,
+                                      warmup_steps=cfg.module.lr_schedule.warmup_steps,
+                                      min_ratio=cfg.module.lr_schedule.min_ratio)
+        self.clip, self.autocast = cfg.trainer.gradient_clip_val, precision.startswith("bf16")
+        self.info, self.device = info, device
+        datamodule.setup("fit")
+        self.loader = iter(datamodule.train_dataloader())
+
+    def step(self) -> tuple[float, float, float]:
+        """One training step; returns its (wall, CPU, data) seconds."""
+        start, start_cpu = time.perf_counter(), time.process_time()
+        x0 = next(self.loader)["input_ids"].to(self.device, non_blocking=True)
+        data = time.perf_counter() - start
+        batch, length = x0.shape
+        prompt, device = self.info.prompt_length, self.device
+        t = 1e-3 + (1 - 1e-3) * ((torch.rand((), device=device) + torch.arange(batch, device=device) / batch) % 1)
+        masked = torch.rand(x0.shape, device=device) < t[:, None]
+        masked[:, :prompt] = False
+        z = torch.where(masked, torch.full_like(x0, self.info.mask_id), x0)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            log_probs = self.denoiser(z, t).log_probs
+        cross_entropy = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        loss = torch.where(masked, cross_entropy / t[:, None], 0.0).sum() / (batch * (length - prompt))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.denoiser.parameters(), self.clip)
+        self.optimizer.step()
+        self.schedule.step()
+        _sync(device)
+        return time.perf_counter() - start, time.process_time() - start_cpu, data
+
+
+class PairedSteps(L.Callback):
+    """Times every step of a Lightning fit and, after each, one step of the plain loop: the two
+    alternate step by step, so a change in machine load hits both alike."""
+
+    def __init__(self, plain: PlainLoop | None):
+        self.plain = plain
+        self.suite = {"wall": [], "cpu": [], "data": []}
+        self.other = {"wall": [], "cpu": [], "data": []}
+        self._mark = None  # (wall, cpu) when the previous suite step (and its plain step) ended
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if self._last is not None:  # since the previous step ended: fetching this batch, hooks
-            self.data.append(time.perf_counter() - self._last)
+        if self._mark is not None:  # since the previous step: Lightning's hooks and fetching this batch
+            self._data = time.perf_counter() - self._mark[0]
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         _sync(module.device)
         now, cpu = time.perf_counter(), time.process_time()
-        if self._last is not None:
-            self.wall.append(now - self._last)
-            self.cpu.append(cpu - self._last_cpu)
-        self._last, self._last_cpu = now, cpu
+        if self._mark is not None:
+            for key, value in (("wall", now - self._mark[0]), ("cpu", cpu - self._mark[1]), ("data", self._data)):
+                self.suite[key].append(value)
+        if self.plain is not None:
+            for key, value in zip(("wall", "cpu", "data"), self.plain.step()):
+                self.other[key].append(value)
+        self._mark = (time.perf_counter(), time.process_time())
 
 
-def run_suite(cfg, datamodule, info, steps: int, warmup: int) -> dict:
+def fit_suite(cfg, datamodule, info, plain: PlainLoop | None) -> PairedSteps:
+    """A Lightning fit of the suite (the run's callbacks, a TensorBoard logger), optionally paired."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from dlm_lightning.build import build, build_module
@@ -99,69 +156,25 @@ def run_suite(cfg, datamodule, info, steps: int, warmup: int) -> dict:
 
     torch.manual_seed(0)
     module = build_module(cfg, info)
-    timer = StepTimer()
+    timer = PairedSteps(plain)
     with tempfile.TemporaryDirectory() as run_dir:
         logger = TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="", default_hp_metric=False)
         trainer = build(cfg, "trainer", logger=logger, default_root_dir=run_dir,
                         callbacks=[*build_callbacks(cfg, Path(run_dir)), timer])
-        reset_peak_memory(module.device)
         trainer.fit(module, datamodule=datamodule)
-        memory = peak_memory(trainer.strategy.root_device)
-    return summarise(timer.wall[warmup:], timer.cpu[warmup:], timer.data[warmup:], memory)
+    return timer
 
 
-def run_plain(cfg, datamodule, info, steps: int, warmup: int, device: torch.device, precision: str) -> dict:
-    """The same backbone and loss in a hand-written PyTorch loop."""
-    from hydra.utils import instantiate
-
-    from dlm_lightning.models.denoiser import Denoiser
-    from dlm_lightning.optim import warmup_cosine
-
-    torch.manual_seed(0)
-    backbone = instantiate(cfg.model, vocab_size=info.vocab_size, max_seq_len=info.seq_len, time_conditioning=False)
-    denoiser = Denoiser(backbone, info.mask_id, needs_time=False).to(device)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=cfg.module.optimizer.lr,
-                                  betas=tuple(cfg.module.optimizer.betas),
-                                  weight_decay=cfg.module.optimizer.weight_decay)
-    schedule = warmup_cosine(optimizer, total_steps=steps, warmup_steps=cfg.module.lr_schedule.warmup_steps,
-                             min_ratio=cfg.module.lr_schedule.min_ratio)
-    autocast = precision.startswith("bf16")
-    datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    wall, cpu, data = [], [], []
+def peak_memories(cfg, datamodule, info, device: torch.device, precision: str, steps: int = 3) -> dict:
+    """Peak memory of a short suite fit and of a short plain loop, each measured alone."""
     reset_peak_memory(device)
-    _sync(device)
-    last, last_cpu = time.perf_counter(), time.process_time()
+    fit_suite(cfg, datamodule, info, plain=None)
+    suite = peak_memory(device)
+    reset_peak_memory(device)
+    plain = PlainLoop(cfg, datamodule, info, device, precision, steps)
     for _ in range(steps):
-        fetch = time.perf_counter()
-        batch = next(loader)
-        x0 = batch["input_ids"].to(device, non_blocking=True)
-        data.append(time.perf_counter() - fetch)
-        batch_size, length = x0.shape
-        t = 1e-3 + (1 - 1e-3) * ((torch.rand((), device=device) + torch.arange(batch_size, device=device) / batch_size) % 1)
-        masked = torch.rand(x0.shape, device=device) < t[:, None]
-        masked[:, : info.prompt_length] = False
-        z = torch.where(masked, torch.full_like(x0, info.mask_id), x0)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            log_probs = denoiser(z, t).log_probs
-        cross_entropy = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-        loss = (torch.where(masked, cross_entropy / t[:, None], 0.0)).sum() / (batch_size * (length - info.prompt_length))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), cfg.trainer.gradient_clip_val)
-        optimizer.step()
-        schedule.step()
-        _sync(device)
-        now, now_cpu = time.perf_counter(), time.process_time()
-        wall.append(now - last)
-        cpu.append(now_cpu - last_cpu)
-        last, last_cpu = now, now_cpu
-    return summarise(wall[warmup:], cpu[warmup:], data[warmup:], peak_memory(device))
-
-
-def summarise(wall, cpu, data, memory) -> dict:
-    return {"step_s": statistics.median(wall), "step_cpu_s": statistics.median(cpu),
-            "data_s": statistics.median(data), "peak_memory_mb": memory, "steps_timed": len(wall)}
+        plain.step()
+    return {"suite": suite, "plain": peak_memory(device)}
 
 
 # ---- machine measurements -----------------------------------------------------------------------
@@ -228,22 +241,21 @@ def variants(device: torch.device) -> list[tuple[str, str]]:
     return [("bf16-mixed", "math")]
 
 
-def make_row(size, precision, attention, cfg, info, batch_size, results, peaks) -> dict:
+def make_row(size, precision, attention, cfg, info, batch_size, suite, plain, memory, peaks) -> dict:
     flops, params = training_flops_per_token(cfg, info)
     tokens = batch_size * info.seq_len
     peak = peaks["bf16" if precision.startswith("bf16") else "fp32"]
     row = {"size": size, "params": params, "precision": precision, "attention": attention,
-           "batch": batch_size, "seq_len": info.seq_len, "flops_per_token": flops}
-    for kind, runs in results.items():
-        wall = statistics.median(r["step_s"] for r in runs)
-        cpu = statistics.median(r["step_cpu_s"] for r in runs)
+           "batch": batch_size, "seq_len": info.seq_len, "flops_per_token": flops, "steps_timed": len(suite["wall"])}
+    for kind, times in (("suite", suite), ("plain", plain)):
+        wall, cpu = statistics.median(times["wall"]), statistics.median(times["cpu"])
         row[kind] = {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu,
                      "mfu": tokens / wall * flops / peak["wall"], "mfu_cpu_time": tokens / cpu * flops / peak["cpu"],
-                     "data_ms_per_step": 1000 * statistics.median(r["data_s"] for r in runs),
-                     "peak_memory_mb": max((r["peak_memory_mb"] or 0) for r in runs) or None, "rounds": runs}
-    pairs = list(zip(results["suite"], results["plain"]))
-    row["suite_over_plain_time"] = statistics.median(s["step_s"] / p["step_s"] for s, p in pairs)
-    row["suite_over_plain_cpu_time"] = statistics.median(s["step_cpu_s"] / p["step_cpu_s"] for s, p in pairs)
+                     "data_ms_per_step": 1000 * statistics.median(times["data"]),
+                     "peak_memory_mb": memory[kind], "step_wall_s": times["wall"], "step_cpu_s": times["cpu"]}
+    # each suite step is paired with the plain step that ran right after it
+    row["suite_over_plain_time"] = statistics.median(s / p for s, p in zip(suite["wall"], plain["wall"]))
+    row["suite_over_plain_cpu_time"] = statistics.median(s / p for s, p in zip(suite["cpu"], plain["cpu"]))
     return row
 
 
@@ -252,9 +264,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,small,medium", help=f"comma-separated, from {', '.join(SIZES)}")
     parser.add_argument("--data", default="shakespeare", choices=sorted(DATA))
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per run")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per fit")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--rounds", type=int, default=3, help="suite and plain take turns this many times")
+    parser.add_argument("--rounds", type=int, default=3, help="fits per size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="JSON file (default outputs/bench/bench-<time>.json)")
     args = parser.parse_args()
@@ -280,12 +292,14 @@ def main() -> None:
             if datamodule is None:  # one DataModule for all: the same batches for every run
                 datamodule = build(cfg, "data")
                 info = datamodule.data_info()
-            results = {"suite": [], "plain": []}
-            for round_ in range(args.rounds):  # take turns, alternating who goes first
-                for kind in (("suite", "plain") if round_ % 2 == 0 else ("plain", "suite")):
-                    results[kind].append(run_suite(cfg, datamodule, info, total, args.warmup) if kind == "suite"
-                                         else run_plain(cfg, datamodule, info, total, args.warmup, device, precision))
-            rows.append(make_row(size, precision, attention, cfg, info, args.batch_size, results, peaks))
+            suite, plain = {"wall": [], "cpu": [], "data": []}, {"wall": [], "cpu": [], "data": []}
+            for _ in range(args.rounds):  # separate fits, so one unlucky fit does not decide
+                paired = fit_suite(cfg, datamodule, info, PlainLoop(cfg, datamodule, info, device, precision, total))
+                for mine, theirs in ((suite, paired.suite), (plain, paired.other)):
+                    for key in mine:  # drop the warm-up steps of each fit
+                        mine[key] += theirs[key][args.warmup:]
+            memory = peak_memories(cfg, datamodule, info, device, precision)
+            rows.append(make_row(size, precision, attention, cfg, info, args.batch_size, suite, plain, memory, peaks))
             print_row(rows[-1], header=len(rows) == 1)
     peaks_end = {"bf16": matmul_peak(device, torch.bfloat16), "fp32": matmul_peak(device, torch.float32)}
     report = {
@@ -293,9 +307,9 @@ def main() -> None:
         "matmul_peak_flops": peaks,
         "matmul_peak_flops_start_end": {"start": peaks, "end": peaks_end},
         "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "rows": rows,
-        "note": ("MFU uses the peak measured at the start of the run (mfu: wall clock; mfu_cpu_time: per "
-                 "second of this process's CPU time, for achieved and peak alike); time ratios are medians "
-                 "of per-round ratios"),
+        "note": ("MFU against the matmul peak measured at the start (mfu: wall clock; mfu_cpu_time: per second "
+                 "of this process's CPU time, achieved and peak alike); suite/plain ratios are medians over "
+                 "pairs of consecutive steps"),
     }
     out = Path(args.out) if args.out else Path("outputs/bench") / f"bench-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -312,13 +326,13 @@ def print_row(row: dict, header: bool) -> None:
     if header:
         print(f"{'size':<7}{'params':>8} {'precision':<11}{'attn':<10}"
               f"{'suite tok/s':>12}{'plain tok/s':>12}{'suite/plain time':>17}{'(cpu time)':>11}"
-              f"{'MFU suite':>10}{'MFU plain':>10}{'(cpu time)':>11}{'data ms':>9}{'peak MB':>9}")
+              f"{'MFU suite':>10}{'MFU plain':>10}{'(cpu time)':>11}{'data ms suite|plain':>20}{'peak MB':>9}")
     s, p = row["suite"], row["plain"]
     print(f"{row['size']:<7}{row['params'] / 1e6:>7.2f}M {row['precision']:<11}{row['attention']:<10}"
           f"{s['tokens_per_s']:>12.0f}{p['tokens_per_s']:>12.0f}{row['suite_over_plain_time']:>17.3f}"
           f"{row['suite_over_plain_cpu_time']:>11.3f}{100 * s['mfu']:>9.1f}%{100 * p['mfu']:>9.1f}%"
           f"{100 * s['mfu_cpu_time']:>10.1f}%"
-          f"{s['data_ms_per_step']:>9.2f}{(s['peak_memory_mb'] or 0):>9.0f}", flush=True)
+          f"{s['data_ms_per_step']:>13.2f} | {p['data_ms_per_step']:<4.2f}{(s['peak_memory_mb'] or 0):>9.0f}", flush=True)
 
 
 def describe_machine(device: torch.device) -> str:

@@ -50,6 +50,7 @@ class JobScriptLauncher(_SubprocessScriptLauncher):
         os.environ["MASTER_ADDR"] = environment.main_address
         os.environ["MASTER_PORT"] = str(environment.main_port)
         os.environ["NODE_RANK"] = str(environment.node_rank())
+        # LOCAL_RANK also tells this job's later launches (trainer.test after fit) that its ranks exist
         os.environ["LOCAL_RANK"] = str(environment.local_rank())
         os.environ["WORLD_SIZE"] = str(self.num_processes * self.num_nodes)
         for local_rank in range(1, self.num_processes):
@@ -72,6 +73,7 @@ def child_command(local_rank: int) -> tuple[list[str], str | None, dict[str, str
 
 
 def _entry_point() -> list[str]:
+    """This program without its arguments: ``python -m <module>`` or ``python <script>``."""
     import __main__
 
     if getattr(__main__, "__spec__", None) is None:

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 class ReportAtSweepEnd(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # imported here: Hydra builds its callbacks in every run, single runs and DDP ranks included
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
         from dlm_lightning.report.report import write_report
