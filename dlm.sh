@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 venv=.venv
-stamp="$venv/.installed-$(cksum pyproject.toml | cut -d' ' -f1)"
+XX
 if [ ! -f "$stamp" ]; then
   echo "setting up $venv (first run only) ..." >&2
   python3 -m venv "$venv"

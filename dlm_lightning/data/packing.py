@@ -20,7 +20,7 @@ import numpy as np
 
 from dlm_lightning.data.sources import DataSourceError
 from dlm_lightning.data.tokenizers import encode_batch
-from dlm_lightning.errors import ConfigError, require, require_positive
+from dlm_lightning.errors import ConfigError, require_positive
 
 BATCH = 1000
 

@@ -25,7 +25,7 @@ from dlm_lightning.errors import require, require_positive
 
 
 class DependencyHead(nn.Module):
-    def __init__(self, d_model: int, vocab_size: int, max_seq_len: int, n_layers: int = 1, n_heads: int = 4,
+    def __init__(self, d_model: int, vocab_size: int, max_seq_len: int, n_layers: int = 2, n_heads: int = 4,
                  mlp_ratio: int = 2, subset_size: int = 8, window: int = 8, loss_weight: float = 1.0):
         super().__init__()
         require_positive(d_model=d_model, vocab_size=vocab_size, max_seq_len=max_seq_len, n_layers=n_layers,

@@ -92,7 +92,10 @@ class InfoSchedule(NoiseSchedule):
 
     def extra_term(self, t, x0, distance, log_probs):
         w = self.exponents()
-        correction = (log_probs.exp() * (w - w[x0].unsqueeze(-1))).sum(dim=-1)
+        # sum_v x_theta(v) (w_v - w_x), shifted by a constant (free, as sum_v x_theta(v) = 1) so that it is
+        # exactly 0 when all exponents are equal, without a [B, L, V] temporary for w_v - w_x
+        shift = w.detach().min()
+        correction = (log_probs.exp() * (w - shift)).sum(dim=-1) - (w[x0] - shift)
         return correction / t
 
     def unmask_prob(self, t, s, distance, probs):
