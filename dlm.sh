@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 venv=.venv
-XX
+# reinstall whenever the dependencies or this script's install steps change
+stamp="$venv/.installed-$(cat pyproject.toml "$0" | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
   echo "setting up $venv (first run only) ..." >&2
   python3 -m venv "$venv"
