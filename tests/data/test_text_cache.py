@@ -92,3 +92,24 @@ def test_cached_builds_once_and_records_stats(tmp_path):
     assert cached(tmp_path, "things", {"a": 1}, build) == (entry, stats) and builds == [1]
     assert cached(tmp_path, "things", {"a": 2}, build)[0] != entry and builds == [1, 1]
     assert not [p for p in (tmp_path / "things").iterdir() if p.name.startswith(".")]  # no scratch left
+
+
+def test_concurrent_builders_build_an_entry_once(tmp_path):
+    import threading
+    import time
+
+    builds, results = [], []
+
+    def build(out):
+        builds.append(1)
+        time.sleep(0.3)  # long enough for the other builder to arrive and wait on the lock
+        (out / "data.txt").write_text("payload")
+        return {}
+
+    workers = [threading.Thread(target=lambda: results.append(cached(tmp_path, "things", {"a": 1}, build)))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert builds == [1] and results[0] == results[1]
