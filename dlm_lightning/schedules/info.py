@@ -5,7 +5,7 @@ and s_v the standardised surprisal -log p(v) of the training split's (add-one sm
 standardised under that unigram (mean = its entropy), so the typical token has w = 1. beta > 0 keeps
 rare tokens visible longer (revealed first), beta < 0 keeps frequent ones (easy first).
 
-NELBO terms (the full derivation is in the README's noise-schedule section). The reverse model moves a masked position to v in
+NELBO terms (full derivation in docs/schedules.md). The reverse model moves a masked position to v in
 [s, t] with probability x_theta(v | z_t, t) (alpha_s(v) - alpha_t(v)) / (1 - alpha_t(v)), whose rate
 is lambda_v(t) = w_v / t (eps cancels). The per-step KL between the true and the model reverse step,
 in the limit s -> t, gives per masked position
