@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
 from dlm_lightning.errors import RunDirError
+from dlm_lightning.run_layout import CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
+from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
-CONFIG_FILE, METRICS_FILE, SAMPLES_FILE = "config.yaml", "metrics.json", "samples.jsonl"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def new_run(run_dir: Path, cfg: DictConfig, choices: dict[str, str]) -> DictConfig:
@@ -81,14 +82,27 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
         info.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
         logger.log_hyperparams(_flat_hparams(cfg))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+    fingerprint = training_fingerprint(cfg)
+    trained_in = find_trained_run(run_dir, fingerprint) if cfg.get("reuse_training") and checkpoint is None else None
+    if trained_in is None:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
+        global_step = trainer.global_step
+    else:  # the same weights were trained beside this run: evaluate them with this run's decoder
+        source = trained_in / LAST_CHECKPOINT
+        trainer.validate(module, datamodule=datamodule, ckpt_path=str(source), verbose=False)
+        global_step = json.loads((trained_in / METRICS_FILE).read_text())["global_step"]
+        if trainer.is_global_zero:
+            (run_dir / LAST_CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, run_dir / LAST_CHECKPOINT)  # keeps this run directory self-contained
     metrics = _scalars(trainer.callback_metrics, "val/")
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics, "test/", "sample/"))
     _write_samples(trainer, module.records, run_dir)
     metrics.update({"schedule": cfg.choices.get("schedule"), "decoder": cfg.choices.get("decoder"),
-                    "seed": cfg.seed, "global_step": trainer.global_step,
+                    "seed": cfg.seed, "global_step": global_step, "training_fingerprint": fingerprint,
                     "seconds": round(time.perf_counter() - started, 1)})
+    if trained_in is not None:
+        metrics["trained_in"] = str(trained_in)
     if trainer.is_global_zero:
         (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics

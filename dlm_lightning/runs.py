@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlm_lightning.build import build, build_module
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.errors import RunDirError, require
-from dlm_lightning.experiment import CONFIG_FILE
+from dlm_lightning.run_layout import CONFIG_FILE
 
 CHECKPOINTS = ("last", "best")
 
@@ -28,6 +28,7 @@ class LoadedRun:
     cfg: DictConfig
     info: DataInfo
     module: torch.nn.Module  # the MaskedDiffusionLM, in eval mode
+    datamodule: object  # the run's DataModule (its splits, e.g. ``datamodule.dataset("test")``)
 
     @property
     def schedule_name(self) -> str | None:
@@ -59,11 +60,12 @@ def find_checkpoint(path: Path, which: str = "last") -> tuple[Path, Path]:
 def load_run(path: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
     run_dir, checkpoint_path = find_checkpoint(Path(path), which)
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    info = build(cfg, "data").data_info()
+    datamodule = build(cfg, "data")
+    info = datamodule.data_info()
     module = build_module(cfg, info)
     # Lightning checkpoints of this suite hold only tensors and plain containers
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     module.on_load_checkpoint(checkpoint)  # refuses another vocabulary or model shape, in one line
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()
-    return LoadedRun(run_dir, checkpoint_path, cfg, info, module)
+    return LoadedRun(run_dir, checkpoint_path, cfg, info, module, datamodule)

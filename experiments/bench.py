@@ -142,8 +142,10 @@ class PairedSteps(L.Callback):
             for key, value in (("wall", now - self._mark[0]), ("cpu", cpu - self._mark[1]), ("data", self._data)):
                 self.suite[key].append(value)
         if self.plain is not None:
-            for key, value in zip(("wall", "cpu", "data"), self.plain.step()):
-                self.other[key].append(value)
+            times = self.plain.step()
+            if self._mark is not None:  # keep the lists aligned: plain step k ran right after suite step k
+                for key, value in zip(("wall", "cpu", "data"), times):
+                    self.other[key].append(value)
         self._mark = (time.perf_counter(), time.process_time())
 
 

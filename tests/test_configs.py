@@ -196,3 +196,33 @@ def test_tiny_config_builds_the_documented_model(tiny_cfg, tiny_info):
     assert (backbone.d_model, len(backbone.blocks), backbone.vocab_size, backbone.max_seq_len) == (
         32, 1, len(corpus.VOCABULARY), 18 + 40)
     assert tiny_info.mask_id == corpus.VOCABULARY.index(corpus.MASK)
+
+
+@pytest.mark.parametrize("option", sorted(o for o in OPTIONS if o.startswith("experiment=")))
+def test_experiment_presets_override_every_key_they_set(option):
+    """A preset's every leaf wins over config.yaml and the groups (it was once silently overridden by
+    config.yaml's own keys, e.g. module.lr_schedule.warmup_steps and reuse_training)."""
+    name = option.split("=", 1)[1]
+    preset = OmegaConf.load(CONFIG_DIR / "experiment" / f"{name}.yaml")
+    cfg = compose_config([option])
+    leaves = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if key in ("defaults", "hydra"):
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                leaves[f"{prefix}{key}"] = value
+
+    walk(OmegaConf.to_container(preset), "")
+    assert leaves, f"{option} sets no keys"
+    for key, value in leaves.items():
+        assert OmegaConf.select(cfg, key) == value, key
+
+
+def test_the_ablation_preset_reuses_training_and_warms_up_for_its_own_length():
+    cfg = compose_config(["experiment=ablation"])
+    assert cfg.reuse_training is True and cfg.module.lr_schedule.warmup_steps == 60
+    assert compose_config([]).reuse_training is False

@@ -1,0 +1,6 @@
+"""File names inside a run directory (the layout is documented in ``experiment``)."""
+
+from pathlib import Path
+
+CONFIG_FILE, METRICS_FILE, SAMPLES_FILE = "config.yaml", "metrics.json", "samples.jsonl"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"

@@ -1,0 +1,110 @@
+"""Writes the marginal-trap results: trap.csv, trap.json, trap.md, trap.png and TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from dlm_lightning.trap.measure import BASELINE
+
+CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "trap.png"
+
+
+def markdown_table(rows: list[dict], rules: tuple[str, ...]) -> str:
+    head = ["decoder", "tokens/step", "NFE", "validity", *rules, "mixed entities /100", "unigram H (bits)",
+            "tokens/s", "ms/step", "step cost vs marginal"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sorted(rows, key=lambda r: (r["tokens_per_step"], r["decoder"] != BASELINE, r["decoder"])):
+        ratio = "" if r["step_cost_vs_marginal"] is None else f"{r['step_cost_vs_marginal']:.2f}x"
+        cells = [r["decoder"], str(r["tokens_per_step"]), f"{r['nfe']:.1f}", f"{r['validity']:.3f}",
+                 *(f"{r[f'violation/{rule}']:.3f}" for rule in rules),
+                 f"{100 * r.get('committed_invalid_entities', 0.0):.1f}", f"{r['unigram_entropy']:.2f}",
+                 f"{r['tokens_per_s']:.0f}", f"{r['ms_per_step']:.1f}", ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict], k: int = 4) -> str:
+    """One line on the headline comparison: joint against marginal at ``k`` tokens per step."""
+    at = {r["decoder"]: r for r in rows if r["tokens_per_step"] == k}
+    if "joint" not in at or BASELINE not in at:
+        return ""
+    joint, marginal = at["joint"], at[BASELINE]
+    share = joint["invalid"] / marginal["invalid"] if marginal["invalid"] > 0 else math.nan
+    return (f"at {k} tokens/step: invalid {marginal['invalid']:.3f} (marginal) -> {joint['invalid']:.3f} (joint), "
+            f"{share:.2f} of the marginal's; per-step cost {joint['step_cost_vs_marginal']:.2f}x")
+
+
+def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
+    lines = ["# Marginal trap: validity versus tokens per step", "",
+             *(f"- {key}: {value}" for key, value in settings.items()), "",
+             "Every decoder decodes the same test prompts with the same random generator per batch. "
+             "NFE = denoiser calls per answer (equal for every decoder at a given tokens/step); rule columns "
+             "are violation rates; mixed entities: pairs committed in one step that never co-occur (per 100 "
+             "answers); step cost: median per-step time over the marginal decoder's on the same batch.", "",
+             markdown_table(rows, rules), ""]
+    line = summary(rows)
+    return "\n".join(lines + ([f"- {line}", ""] if line else []))
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], rules: tuple[str, ...], path: Path) -> None:
+    """Validity, and each rule's violation rate, against tokens per step; one line per decoder."""
+    decoders = sorted({r["decoder"] for r in rows}, key=lambda d: (d != BASELINE, d))
+    panels = ["validity", *(f"violation/{rule}" for rule in rules)]
+    columns = min(3, len(panels))
+    fig = Figure(figsize=(4.2 * columns, 3.2 * math.ceil(len(panels) / columns)), layout="constrained")
+    axes = fig.subplots(math.ceil(len(panels) / columns), columns, squeeze=False).ravel()
+    for ax, metric in zip(axes, panels):
+        for decoder in decoders:
+            points = sorted((r["tokens_per_step"], r[metric]) for r in rows if r["decoder"] == decoder)
+            ax.plot(*zip(*points), marker="o", label=decoder)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["tokens_per_step"] for r in rows}), [str(k) for k in sorted({r["tokens_per_step"] for r in rows})])
+        ax.set_xlabel("tokens per step")
+        ax.set_title(metric)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("Marginal trap: quality versus tokens decoded per denoiser call")
+    fig.savefig(path, dpi=110)
+
+
+def write_tensorboard(rows: list[dict], text: str, png: Path, directory: Path) -> None:
+    """Per decoder, every metric as a scalar with step = tokens per step; the report text and the figure."""
+    import matplotlib.image
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(directory))
+    try:
+        for row in rows:
+            for key, value in row.items():
+                if isinstance(value, float):
+                    writer.add_scalar(f"trap/{row['decoder']}/{key}", value, global_step=row["tokens_per_step"])
+        writer.add_text("trap/report", text)
+        writer.add_image("trap/figure", matplotlib.image.imread(png)[..., :3], dataformats="HWC")
+    finally:
+        writer.close()
+
+
+def write_all(rows: list[dict], rules: tuple[str, ...], settings: dict, out_dir: Path) -> str:
+    """Writes every output into ``out_dir``; returns the Markdown report."""
+    text = markdown(rows, rules, settings)
+    write_csv(rows, out_dir / CSV_FILE)
+    (out_dir / JSON_FILE).write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+    (out_dir / MD_FILE).write_text(text)
+    plot(rows, rules, out_dir / PNG_FILE)
+    write_tensorboard(rows, text, out_dir / PNG_FILE, out_dir / "tensorboard")
+    return text

@@ -1,0 +1,73 @@
+"""The marginal-trap experiment: validity and per-rule violations versus tokens per step, per decoder.
+
+    python -m experiments.trap [--run-dir DIR] [--ks 1 2 4 8] [--decoders marginal joint] [-- OVERRIDES...]
+
+Without ``--run-dir`` it first trains a run with the default settings plus ``head=dependency`` (the
+joint decoders need the head; extra Hydra overrides after ``--``). Writes trap.csv, trap.json, trap.md,
+trap.png and tensorboard/ into a new directory (default ``outputs/trap/<time>``) and prints its path
+last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from dlm_lightning.errors import RunDirError, UserError
+from dlm_lightning.runs import load_run
+from dlm_lightning.trap.measure import build_decoders, measure
+from dlm_lightning.trap.report import summary, write_all
+
+
+def train(overrides: list[str]) -> Path:
+    command = [sys.executable, "-m", "experiments.run", "head=dependency", "callbacks.progress=null", *overrides]
+    print("training:", " ".join(command[2:]), file=sys.stderr)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RunDirError(f"training failed (exit {done.returncode}); see its error above")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def claim(out: Path | None) -> Path:
+    """A new, empty output directory: results are never written over earlier ones."""
+    out = out or Path("outputs/trap") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"--out {out} is not empty; choose a new directory (earlier results are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, help="a finished run trained with head=dependency (default: train one)")
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
+    parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "speculative"],
+                        help="configs/decoder options; marginal is the baseline of the cost ratio")
+    parser.add_argument("--samples", type=int, default=512, help="test prompts decoded per setting")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="extra timing passes over the first batch")
+    parser.add_argument("--out", type=Path, help="a new directory for the results (default: outputs/trap/<time>)")
+    args = parser.parse_args(argv[:split])
+    try:
+        out = claim(args.out)
+        run = load_run(args.run_dir or train(argv[split + 1:]))
+        rows = measure(run, build_decoders(args.decoders, args.ks, run), args.samples, args.batch_size,
+                       args.seed, args.repeats)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    settings = {"run": str(run.run_dir), "checkpoint": run.checkpoint.name, "test prompts": args.samples,
+                "seed": args.seed, "decoders": " ".join(args.decoders)}
+    print(write_all(rows, run.info.rules, settings, out))
+    print(summary(rows), file=sys.stderr)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
