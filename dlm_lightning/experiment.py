@@ -62,7 +62,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is None:
             continue
-        extra = {"dirpath": str(run_dir / "checkpoints")} if name == "checkpoint" else {}
+        writes_checkpoints = name in ("checkpoint", "last_checkpoint")
+        extra = {"dirpath": str(run_dir / "checkpoints")} if writes_checkpoints else {}
         with config_group(f"callbacks.{name}", node):
             callbacks.append(instantiate(node, **extra))
     return callbacks
