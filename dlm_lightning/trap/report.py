@@ -43,7 +43,8 @@ def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
     lines = ["# Marginal trap: validity versus tokens per step", "",
              *(f"- {key}: {value}" for key, value in settings.items()), "",
              "Every decoder decodes the same test prompts with the same random generator per batch. "
-             "NFE = denoiser calls per answer (equal for every decoder at a given tokens/step); rule columns "
+             "NFE = denoiser calls per answer (a decoder that verifies its drafts, such as speculative, may spend more "
+             "than tokens/step implies; the others spend exactly answer length / tokens/step); rule columns "
              "are violation rates; mixed entities: pairs committed in one step that never co-occur (per 100 "
              "answers); step cost: median per-step time over the marginal decoder's on the same batch.", "",
              markdown_table(rows, rules), ""]
