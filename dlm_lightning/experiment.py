@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
-from dlm_lightning.errors import RunDirError
+from dlm_lightning.errors import ConfigError, RunDirError
 from dlm_lightning.run_layout import CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
@@ -69,8 +69,21 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     return callbacks
 
 
+def check_training_length(trainer_cfg: DictConfig) -> None:
+    """Lightning takes max_epochs=0 as "train nothing" and would then test an untrained model, and
+    -1 for both limits as "train forever": neither is a run anyone means."""
+    limits = {key: trainer_cfg.get(key) for key in ("max_epochs", "max_steps")}
+    for key, value in limits.items():
+        is_limit = isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)
+        if value is not None and not is_limit:
+            raise ConfigError(f"trainer.{key}", value, "must be an integer >= 1, or -1 for no limit")
+    if limits["max_epochs"] == -1 and limits["max_steps"] in (None, -1):
+        raise ConfigError("trainer.max_epochs", -1, "no limit needs trainer.max_steps >= 1, or training never ends")
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict:
     """Fits, tests and samples; returns the final metrics (also written to ``metrics.json``)."""
+    check_training_length(cfg.trainer)
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg, "data")
