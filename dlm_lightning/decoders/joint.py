@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from dlm_lightning.decoders.base import DecodeContext, gumbel_argmax
-from dlm_lightning.decoders.marginal import MarginalDecoder
+from dlm_lightning.decoders.marginal import MarginalDecoder, Window, take_positions
 from dlm_lightning.errors import require
 from dlm_lightning.models.denoiser import DenoiserOutput
 
@@ -40,8 +40,7 @@ class JointDecoder(MarginalDecoder):
         self.mode = mode
 
     def _fill(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, chosen: torch.Tensor,
-              draft: torch.Tensor, sample_w: torch.Tensor, gumbel: torch.Tensor,
-              generator) -> tuple[torch.Tensor, torch.Tensor]:
+              draft: torch.Tensor, window: Window, generator) -> tuple[torch.Tensor, torch.Tensor]:
         count = chosen.sum(dim=1)
         k = int(count.max())
         if k <= 1:
@@ -51,20 +50,20 @@ class JointDecoder(MarginalDecoder):
         # the chosen answer offsets of each row, left to right; columns j >= count[row] are padding
         order = torch.where(chosen, offsets, length + offsets).argsort(dim=1)[:, :k]
         real = torch.arange(k, device=chosen.device) < count.unsqueeze(1)
-        hidden = _take(out.hidden[:, prompt_length:], order)
-        base = _take(out.log_probs[:, prompt_length:], order)
+        hidden = take_positions(out.hidden[:, prompt_length:], order)
+        base = take_positions(out.log_probs[:, prompt_length:], order)
         positions = order + prompt_length
         tokens = draft.gather(1, order)
         head = context.dependency_head
         if self.mode == "exact":
-            noise = _take(gumbel, order)
+            noise = window.take(window.gumbel, order)
             for j in range(1, k):
                 log_q = head(hidden[:, : j + 1], positions[:, : j + 1], tokens[:, : j + 1], base[:, : j + 1])[:, j]
                 weights, _ = self.sampling_weights(log_q, order[:, j], context.eos_id)
                 tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
             keep = real
         else:
-            tokens, keep = self._verify(head, hidden, positions, tokens, base, _take(sample_w, order), order,
+            tokens, keep = self._verify(head, hidden, positions, tokens, base, window.take(window.sample_w, order), order,
                                         real, context.eos_id, generator)
         filled = draft.scatter(1, order, tokens)
         return filled, torch.zeros_like(chosen).scatter(1, order, keep)
@@ -88,7 +87,3 @@ class JointDecoder(MarginalDecoder):
         tokens = torch.where(column == first.unsqueeze(1), redrawn.unsqueeze(1), drafts)
         return tokens, real & (column <= first.unsqueeze(1))
 
-
-def _take(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """values [B, A, D] at the positions order [B, k] -> [B, k, D]."""
-    return values.gather(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]))

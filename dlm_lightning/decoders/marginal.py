@@ -19,6 +19,7 @@ tokens are drawn (``_fill``), never which positions are chosen: that keeps compa
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -79,13 +80,22 @@ class MarginalDecoder(Decoder):
             last_block = current
             out = context.denoiser(z, masked.float().mean(dim=1))
             nfe += 1
-            sample_w, rank_w = self.sampling_weights(out.log_probs[:, prompt_length:], offsets, context.eos_id)
+            # only the current block can be committed: sampling there alone saves A / block_length of
+            # the float64 [B, A, V] work, which dominates a step for real vocabularies
+            window = current.unsqueeze(1) * self.block_length + torch.arange(self.block_length, device=device)
+            log_probs = take_positions(out.log_probs[:, prompt_length:], window)
+            sample_w, rank_w = self.sampling_weights(log_probs, window, context.eos_id)
             gumbel = gumbel_noise(sample_w.shape, generator, device)
-            draft = (sample_w + gumbel).argmax(dim=-1)
-            confidence = rank_w.gather(-1, draft.unsqueeze(-1)).squeeze(-1).exp()
+            window_draft = (sample_w + gumbel).argmax(dim=-1)
+            window_confidence = rank_w.gather(-1, window_draft.unsqueeze(-1)).squeeze(-1).exp()
+            # back to answer offsets; outside the window nothing is eligible, so the fill values are unused
+            draft = torch.full_like(answer, context.mask_id).scatter(1, window, window_draft)
+            confidence = torch.zeros(answer.shape, dtype=window_confidence.dtype, device=device).scatter(
+                1, window, window_confidence)
             count = self._count(eligible, confidence, step_in_block, steps_per_block)
             chosen = self._choose(eligible, confidence, count, generator)
-            tokens, committed = self._fill(context, out, prompt_length, chosen, draft, sample_w, gumbel, generator)
+            tokens, committed = self._fill(context, out, prompt_length, chosen, draft,
+                                           Window(window, sample_w, gumbel), generator)
             answer.copy_(torch.where(committed, tokens, answer))
             commit_step.masked_fill_(committed, nfe - 1)
             step_in_block += 1
@@ -113,10 +123,30 @@ class MarginalDecoder(Decoder):
         return torch.zeros_like(eligible).scatter(1, order, take)
 
     def _fill(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, chosen: torch.Tensor,
-              draft: torch.Tensor, sample_w: torch.Tensor, gumbel: torch.Tensor,
-              generator) -> tuple[torch.Tensor, torch.Tensor]:
+              draft: torch.Tensor, window: "Window", generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens for the chosen positions and which of them to commit: here, independent marginal draws.
 
-        ``draft`` = argmax(sample_w + gumbel) at every answer position, [B, A].
+        ``draft`` [B, A] = argmax(sample_w + gumbel) at the window's positions (the current block).
         """
         return draft, chosen
+
+
+@dataclass
+class Window:
+    """A step's sampling state on each row's current block: answer offsets [B, L], log-weights and the
+    Gumbel noise that drew the drafts [B, L, V]."""
+
+    offsets: torch.Tensor
+    sample_w: torch.Tensor
+    gumbel: torch.Tensor
+
+    def take(self, values: torch.Tensor, answer_offsets: torch.Tensor) -> torch.Tensor:
+        """values [B, L, V] of this window at answer offsets [B, k] -> [B, k, V]. Offsets outside the
+        window (a caller's padding columns) get some row of the window: their values must not be used."""
+        inside = (answer_offsets - self.offsets[:, :1]).clamp(0, self.offsets.shape[1] - 1)
+        return take_positions(values, inside)
+
+
+def take_positions(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """values [B, A, D] at the positions order [B, k] -> [B, k, D]."""
+    return values.gather(1, order.unsqueeze(-1).expand(-1, -1, values.shape[-1]))

@@ -112,3 +112,49 @@ def test_speculative_mode_leaves_positions_after_a_rejection_for_a_later_step():
     in_one_step = (out.commit_step[:, 2] == 0).double().mean().item()
     assert abs(in_one_step - accept) <= 4 * math.sqrt(accept * (1 - accept) / n)
     assert out.nfe == 2 and (out.tokens[:, 3] == Z).all()
+
+
+# ---- rows in different blocks at once (speculative rejections delay some rows) ----------------------
+class TwoBlockDenoiser(nn.Module):
+    """Answer = two blocks of (first in {A, B}, second in {X, Y}, Z), with the marginals above."""
+
+    def forward(self, z, t):
+        probs = torch.full((*z.shape, VOCAB), 1e-12, dtype=torch.float64)
+        for start in (1, 4):
+            probs[:, start, A], probs[:, start, B] = 0.3, 0.7
+            probs[:, start + 1, X], probs[:, start + 1, Y] = 0.6, 0.4
+            probs[:, start + 2, Z] = 1.0
+        log_probs = (probs / probs.sum(-1, keepdim=True)).log().float()
+        copied = torch.full_like(log_probs, float("-inf")).scatter(-1, z.unsqueeze(-1), 0.0)
+        return DenoiserOutput(torch.where((z != MASK).unsqueeze(-1), copied, log_probs), torch.zeros(*z.shape, 4))
+
+
+class TwoBlockTableHead(nn.Module):
+    """Q_SECOND for the second word of either block, given the step's first token."""
+
+    def forward(self, hidden, positions, tokens, base):
+        out = base.float().clone()
+        for first, (qx, qy) in Q_SECOND.items():
+            rows = ((positions[:, 1] == 2) | (positions[:, 1] == 5)) & (tokens[:, 0] == first)
+            table = torch.full((VOCAB,), float("-inf"))
+            table[X], table[Y] = math.log(qx), math.log(qy)
+            out[rows, 1] = table
+        return out
+
+
+def test_speculative_rows_in_different_blocks_each_sample_their_own_block():
+    n = 4000
+    context = DecodeContext(TwoBlockDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=TwoBlockTableHead())
+    out = JointDecoder(tokens_per_step=3, block_length=3, mode="speculative").decode(
+        context, torch.zeros((n, 1), dtype=torch.long), 6, torch.Generator().manual_seed(4))
+    # a rejection leaves Z of the first block for step 1, while the other rows decode the second block then
+    delayed = out.commit_step[:, 2] == 1
+    assert 0.1 < delayed.double().mean() < 0.9 and (out.commit_step[~delayed, 3] == 1).all()
+    assert (out.tokens[:, 3] == Z).all() and (out.tokens[:, 6] == Z).all()
+    p_first = {A: 0.3, B: 0.7}
+    for start in (1, 4):
+        for first in (A, B):
+            for second, q in zip((X, Y), Q_SECOND[first]):
+                expected = p_first[first] * q
+                observed = ((out.tokens[:, start] == first) & (out.tokens[:, start + 1] == second)).double().mean().item()
+                assert abs(observed - expected) <= 4 * math.sqrt(expected * (1 - expected) / n), (start, first, second)
