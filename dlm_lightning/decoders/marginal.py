@@ -3,8 +3,8 @@ Fast-dLLM confidence threshold).
 
 The answer is split into blocks of ``block_length`` decoded left to right; nothing outside the current
 block is committed, and committed tokens are never changed. Each step makes one denoiser call,
-samples a token at every answer position from its marginal (Gumbel-max in float64) and commits some
-masked positions of the current block:
+samples a token at every position of the current block from its marginal (Gumbel-max in float64) and
+commits some of that block's masked positions:
 
 - fixed count (default): N = ceil(A / tokens_per_step) steps split evenly over the blocks; a block with
   M masks and S steps commits floor(M/S) tokens per step plus one more in the first M mod S steps;
