@@ -63,8 +63,9 @@ class JointDecoder(MarginalDecoder):
                 tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
             keep = real
         else:
-            tokens, keep = self._verify(head, hidden, positions, tokens, base, window.take(window.sample_w, order), order,
-                                        real, context.eos_id, generator)
+            drafted_w = window.take(window.sample_w, order)
+            tokens, keep = self._verify(head, hidden, positions, tokens, base, drafted_w, order, real,
+                                        context.eos_id, generator)
         filled = draft.scatter(1, order, tokens)
         return filled, torch.zeros_like(chosen).scatter(1, order, keep)
 

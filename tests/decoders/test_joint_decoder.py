@@ -156,5 +156,6 @@ def test_speculative_rows_in_different_blocks_each_sample_their_own_block():
         for first in (A, B):
             for second, q in zip((X, Y), Q_SECOND[first]):
                 expected = p_first[first] * q
-                observed = ((out.tokens[:, start] == first) & (out.tokens[:, start + 1] == second)).double().mean().item()
+                pair = (out.tokens[:, start] == first) & (out.tokens[:, start + 1] == second)
+                observed = pair.double().mean().item()
                 assert abs(observed - expected) <= 4 * math.sqrt(expected * (1 - expected) / n), (start, first, second)
