@@ -55,14 +55,20 @@ Q_SECOND = {A: (0.8, 0.2), B: (0.1, 0.9)}  # q(X | first), q(Y | first)
 
 
 class IndependentDenoiser(nn.Module):
-    """Marginals p(first) = (0.3, 0.7) over {A, B}, p(second) = (0.6, 0.4) over {X, Y}, third = Z."""
+    """From each start: marginals p(first) = (0.3, 0.7) over {A, B}, p(second) = (0.6, 0.4) over {X, Y},
+    then Z (where the sequence is long enough)."""
+
+    def __init__(self, starts: tuple[int, ...] = (1,)):
+        super().__init__()
+        self.starts = starts
 
     def forward(self, z, t):
         probs = torch.full((*z.shape, VOCAB), 1e-12, dtype=torch.float64)
-        probs[:, 1, A], probs[:, 1, B] = 0.3, 0.7
-        probs[:, 2, X], probs[:, 2, Y] = 0.6, 0.4
-        if z.shape[1] > 3:
-            probs[:, 3, Z] = 1.0
+        for start in self.starts:
+            probs[:, start, A], probs[:, start, B] = 0.3, 0.7
+            probs[:, start + 1, X], probs[:, start + 1, Y] = 0.6, 0.4
+            if z.shape[1] > start + 2:
+                probs[:, start + 2, Z] = 1.0
         log_probs = (probs / probs.sum(-1, keepdim=True)).log().float()
         visible = z != MASK
         copied = torch.full_like(log_probs, float("-inf")).scatter(-1, z.unsqueeze(-1), 0.0)
@@ -70,12 +76,18 @@ class IndependentDenoiser(nn.Module):
 
 
 class TableHead(nn.Module):
-    """A constructed head: the second word's conditional given the first is Q_SECOND."""
+    """A constructed head: the second word's conditional given the first is Q_SECOND, at the given
+    absolute positions of the second word."""
+
+    def __init__(self, second_positions: tuple[int, ...] = (2,)):
+        super().__init__()
+        self.second_positions = second_positions
 
     def forward(self, hidden, positions, tokens, base):
         out = base.float().clone()
+        at_second = torch.isin(positions[:, 1], torch.tensor(self.second_positions))
         for first, (qx, qy) in Q_SECOND.items():
-            rows = (positions[:, 1] == 2) & (tokens[:, 0] == first)
+            rows = at_second & (tokens[:, 0] == first)
             table = torch.full((VOCAB,), float("-inf"))
             table[X], table[Y] = math.log(qx), math.log(qy)
             out[rows, 1] = table
@@ -115,36 +127,10 @@ def test_speculative_mode_leaves_positions_after_a_rejection_for_a_later_step():
 
 
 # ---- rows in different blocks at once (speculative rejections delay some rows) ----------------------
-class TwoBlockDenoiser(nn.Module):
-    """Answer = two blocks of (first in {A, B}, second in {X, Y}, Z), with the marginals above."""
-
-    def forward(self, z, t):
-        probs = torch.full((*z.shape, VOCAB), 1e-12, dtype=torch.float64)
-        for start in (1, 4):
-            probs[:, start, A], probs[:, start, B] = 0.3, 0.7
-            probs[:, start + 1, X], probs[:, start + 1, Y] = 0.6, 0.4
-            probs[:, start + 2, Z] = 1.0
-        log_probs = (probs / probs.sum(-1, keepdim=True)).log().float()
-        copied = torch.full_like(log_probs, float("-inf")).scatter(-1, z.unsqueeze(-1), 0.0)
-        return DenoiserOutput(torch.where((z != MASK).unsqueeze(-1), copied, log_probs), torch.zeros(*z.shape, 4))
-
-
-class TwoBlockTableHead(nn.Module):
-    """Q_SECOND for the second word of either block, given the step's first token."""
-
-    def forward(self, hidden, positions, tokens, base):
-        out = base.float().clone()
-        for first, (qx, qy) in Q_SECOND.items():
-            rows = ((positions[:, 1] == 2) | (positions[:, 1] == 5)) & (tokens[:, 0] == first)
-            table = torch.full((VOCAB,), float("-inf"))
-            table[X], table[Y] = math.log(qx), math.log(qy)
-            out[rows, 1] = table
-        return out
-
-
 def test_speculative_rows_in_different_blocks_each_sample_their_own_block():
     n = 4000
-    context = DecodeContext(TwoBlockDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=TwoBlockTableHead())
+    context = DecodeContext(IndependentDenoiser(starts=(1, 4)), UniformSchedule(), MASK, EOS,
+                            dependency_head=TableHead(second_positions=(2, 5)))
     out = JointDecoder(tokens_per_step=3, block_length=3, mode="speculative").decode(
         context, torch.zeros((n, 1), dtype=torch.long), 6, torch.Generator().manual_seed(4))
     # a rejection leaves Z of the first block for step 1, while the other rows decode the second block then
