@@ -8,6 +8,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ThroughputMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
+from dlm_lightning.run_layout import LAST_CHECKPOINT
+
 
 def _batch_size(batch: dict) -> int:
     return batch["input_ids"].shape[0]
@@ -31,7 +33,7 @@ class LastCheckpoint(Checkpoint):
     older one. A ``Checkpoint`` subclass runs after ``ModelCheckpoint``, so the saved state includes this
     validation's top-k bookkeeping (resume needs it)."""
 
-    def __init__(self, dirpath: str, filename: str = "last.ckpt"):
+    def __init__(self, dirpath: str, filename: str = LAST_CHECKPOINT.name):
         self.path = Path(dirpath) / filename
         self._saved_step: int | None = None
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
 from dlm_lightning.errors import ConfigError, RunDirError
-from dlm_lightning.run_layout import CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
+from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
 
@@ -63,7 +63,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
         if node is None:
             continue
         writes_checkpoints = name in ("checkpoint", "last_checkpoint")
-        extra = {"dirpath": str(run_dir / "checkpoints")} if writes_checkpoints else {}
+        extra = {"dirpath": str(run_dir / CHECKPOINT_DIR)} if writes_checkpoints else {}
         with config_group(f"callbacks.{name}", node):
             callbacks.append(instantiate(node, **extra))
     return callbacks

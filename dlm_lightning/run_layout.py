@@ -3,4 +3,5 @@
 from pathlib import Path
 
 CONFIG_FILE, METRICS_FILE, SAMPLES_FILE = "config.yaml", "metrics.json", "samples.jsonl"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+CHECKPOINT_DIR = Path("checkpoints")
+LAST_CHECKPOINT = CHECKPOINT_DIR / "last.ckpt"

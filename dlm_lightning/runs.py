@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlm_lightning.build import build, build_module
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.errors import RunDirError, require
-from dlm_lightning.run_layout import CONFIG_FILE
+from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
 
 CHECKPOINTS = ("last", "best")
 
@@ -49,8 +49,8 @@ def find_checkpoint(path: Path, which: str = "last") -> tuple[Path, Path]:
         return run_dir, path
     if not (path / CONFIG_FILE).exists():
         raise RunDirError(f"run={path}: no {CONFIG_FILE} there, so it is not a run directory")
-    folder = path / "checkpoints"
-    candidates = [folder / "last.ckpt"] if which == "last" else sorted(folder.glob("best-*.ckpt"))
+    folder = path / CHECKPOINT_DIR
+    candidates = [path / LAST_CHECKPOINT] if which == "last" else sorted(folder.glob("best-*.ckpt"))
     candidates = [c for c in candidates if c.exists()]
     if not candidates:
         raise RunDirError(f"run={path}: no {which} checkpoint in {folder}")

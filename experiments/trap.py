@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from dlm_lightning.errors import RunDirError, UserError
+from dlm_lightning.launch.names import timestamp
 from dlm_lightning.runs import load_run
 from dlm_lightning.trap.measure import build_decoders, measure
 from dlm_lightning.trap.report import summary, write_all
@@ -33,7 +33,7 @@ def train(overrides: list[str]) -> Path:
 
 def claim(out: Path | None) -> Path:
     """A new, empty output directory: results are never written over earlier ones."""
-    out = out or Path("outputs/trap") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+    out = out or Path("outputs/trap") / timestamp()
     if out.exists() and any(out.iterdir()):
         raise RunDirError(f"--out {out} is not empty; choose a new directory (earlier results are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)

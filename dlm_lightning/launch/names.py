@@ -23,10 +23,15 @@ from dlm_lightning.errors import UserError
 MAX_DIRNAME_BYTES = 200
 
 
+def timestamp() -> str:
+    """The name of a new output directory: to the microsecond, so two runs never share one."""
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+
+
 def launch_stamp() -> str:
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     if run_id is None:
-        return datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+        return timestamp()
     if run_id == "none":
         raise UserError("under torchrun every rank must write into one run directory: pass --standalone "
                         "or --rdzv-id=<id> to torchrun, or set hydra.run.dir (hydra.sweep.dir with -m)")

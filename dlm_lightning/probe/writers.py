@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from dlm_lightning.probe.aggregate import LABELS
+from dlm_lightning.tensorboard_report import write_report
 
 JSON_FILE, CSV_FILE, MD_FILE, PNG_FILE = "probe.json", "probe_topk.csv", "probe.md", "probe.png"
 
@@ -106,19 +107,9 @@ def markdown(report: dict, table_prompts: int = 3, table_positions: list[int] | 
 
 def write_tensorboard(report: dict, text: str, png: Path, directory: Path) -> None:
     """Per-position means as scalars (step = position), the Markdown report, and the figure."""
-    import matplotlib.image
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(directory))
-    try:
-        for name, values in report["per_position"].items():
-            for j, value in enumerate(values["mean"]):
-                writer.add_scalar(f"probe/{name}_mean", value, global_step=j + 1)
-        writer.add_text("probe/report", text)
-        # the saved PNG, not a second rendering of the figure (drawing dominates the probe's time)
-        writer.add_image("probe/figure", matplotlib.image.imread(png)[..., :3], dataformats="HWC")
-    finally:
-        writer.close()
+    scalars = ((f"probe/{name}_mean", value, j + 1)
+               for name, values in report["per_position"].items() for j, value in enumerate(values["mean"]))
+    write_report(directory, "probe", scalars, text, png)
 
 
 def write_all(report: dict, out_dir: Path, table_prompts: int = 3, table_positions: list[int] | None = None,

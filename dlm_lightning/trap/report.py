@@ -9,6 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from dlm_lightning.tensorboard_report import write_report
 from dlm_lightning.trap.measure import BASELINE
 
 CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "trap.png"
@@ -62,6 +63,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 def plot(rows: list[dict], rules: tuple[str, ...], path: Path) -> None:
     """Validity, and each rule's violation rate, against tokens per step; one line per decoder."""
     decoders = sorted({r["decoder"] for r in rows}, key=lambda d: (d != BASELINE, d))
+    ks = sorted({r["tokens_per_step"] for r in rows})
     panels = ["validity", *(f"violation/{rule}" for rule in rules)]
     columns = min(3, len(panels))
     fig = Figure(figsize=(4.2 * columns, 3.2 * math.ceil(len(panels) / columns)), layout="constrained")
@@ -71,7 +73,7 @@ def plot(rows: list[dict], rules: tuple[str, ...], path: Path) -> None:
             points = sorted((r["tokens_per_step"], r[metric]) for r in rows if r["decoder"] == decoder)
             ax.plot(*zip(*points), marker="o", label=decoder)
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({r["tokens_per_step"] for r in rows}), [str(k) for k in sorted({r["tokens_per_step"] for r in rows})])
+        ax.set_xticks(ks, [str(k) for k in ks])
         ax.set_xlabel("tokens per step")
         ax.set_title(metric)
         ax.set_ylim(-0.02, 1.02)
@@ -85,19 +87,9 @@ def plot(rows: list[dict], rules: tuple[str, ...], path: Path) -> None:
 
 def write_tensorboard(rows: list[dict], text: str, png: Path, directory: Path) -> None:
     """Per decoder, every metric as a scalar with step = tokens per step; the report text and the figure."""
-    import matplotlib.image
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(log_dir=str(directory))
-    try:
-        for row in rows:
-            for key, value in row.items():
-                if isinstance(value, float):
-                    writer.add_scalar(f"trap/{row['decoder']}/{key}", value, global_step=row["tokens_per_step"])
-        writer.add_text("trap/report", text)
-        writer.add_image("trap/figure", matplotlib.image.imread(png)[..., :3], dataformats="HWC")
-    finally:
-        writer.close()
+    scalars = ((f"trap/{row['decoder']}/{key}", value, row["tokens_per_step"])
+               for row in rows for key, value in row.items() if isinstance(value, float))
+    write_report(directory, "trap", scalars, text, png)
 
 
 def write_all(rows: list[dict], rules: tuple[str, ...], settings: dict, out_dir: Path) -> str:
