@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint, ThroughputMonitor
+from lightning.pytorch.callbacks import Callback, Checkpoint, ThroughputMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
 from dlm_lightning.run_layout import LAST_CHECKPOINT
@@ -27,24 +28,75 @@ class TokenThroughput(ThroughputMonitor):
 
 
 class LastCheckpoint(Checkpoint):
-    """Writes ``<dirpath>/last.ckpt`` after every validation of a fit and at its end, so that it always
-    holds the latest weights. Lightning's ``ModelCheckpoint(save_last=True)`` rewrites its last.ckpt only
-    when it also saves a top-k checkpoint, so after an epoch that is not a new best its last.ckpt is an
-    older one. A ``Checkpoint`` subclass runs after ``ModelCheckpoint``, so the saved state includes this
-    validation's top-k bookkeeping (resume needs it)."""
+    """Writes ``<dirpath>/last.ckpt`` after every validation of a fit and at every epoch's end, so that it
+    always holds the latest weights. Lightning's ``ModelCheckpoint(save_last=True)`` rewrites its last.ckpt
+    only when it also saves a top-k checkpoint, so after an epoch that is not a new best its last.ckpt is
+    an older one.
+
+    The save must come after ``ModelCheckpoint`` has updated its best-so-far state, or a resumed run
+    forgets its best: a ``Checkpoint`` subclass runs after it within a hook, and for a validation at the
+    end of an epoch ModelCheckpoint saves at ``on_train_epoch_end``, so this one waits for that hook too.
+    The file is written beside and renamed into place: a kill while saving leaves the previous one."""
 
     def __init__(self, dirpath: str, filename: str = LAST_CHECKPOINT.name):
         self.path = Path(dirpath) / filename
         self._saved_step: int | None = None
 
     def _save(self, trainer: L.Trainer) -> None:
-        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or self._saved_step == trainer.global_step:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        trainer.save_checkpoint(self.path, weights_only=False)  # full state: resume needs optimizer and loops
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        trainer.save_checkpoint(partial, weights_only=False)  # full state: resume needs optimizer and loops
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
         self._saved_step = trainer.global_step
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not _validates_at_epoch_end(trainer) and self._saved_step != trainer.global_step:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._save(trainer)
+        if self._saved_step != trainer.global_step:
+            self._save(trainer)
+
+
+def _validates_at_epoch_end(trainer: L.Trainer) -> bool:
+    """Whether this validation is the one at the end of a training epoch (ModelCheckpoint's own rule for
+    saving at ``on_train_epoch_end``, in public Trainer attributes)."""
+    return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
+
+
+class ResumableDataOrder(Callback):
+    """Makes resume exact when a run is killed mid-epoch (``trainer.val_check_interval < 1``).
+
+    Lightning restarts an unfinished epoch's data from its first batch unless the loader saves its
+    position. This callback counts the training batches done in the current epoch, keeps that count in
+    the checkpoint, and on resume tells the loader's ``EpochIndexSampler`` to skip them, so the
+    resumed epoch sees exactly the batches an uninterrupted run would."""
+
+    def __init__(self):
+        self.batches_done = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.batches_done = 0  # not called when resuming inside an epoch, which keeps the restored count
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
+                           batch_idx: int) -> None:
+        self.batches_done += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.batches_done = 0  # runs before the checkpoint callbacks: an epoch-end checkpoint skips nothing
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        if 0 < self.batches_done < trainer.num_training_batches and hasattr(sampler, "skip_next"):
+            sampler.skip_next(self.batches_done * trainer.train_dataloader.batch_size)
+
+    def state_dict(self) -> dict:
+        return {"batches_done": self.batches_done}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.batches_done = state_dict["batches_done"]

@@ -46,3 +46,26 @@ def register_resolvers() -> None:
         # cached: one value per config, like Hydra's ${now:}
         OmegaConf.register_new_resolver("dlm.launch_stamp", launch_stamp, use_cache=True)
         OmegaConf.register_new_resolver("dlm.job_dirname", job_dirname)
+
+
+def check_resume_arguments(argv: list[str]) -> None:
+    """``resume=`` is checked before Hydra runs, since Hydra creates the run directory it names."""
+    from dlm_lightning.errors import RunDirError
+
+    values = [arg.split("=", 1)[1] for arg in argv if re.match(r"^\+{0,2}resume=", arg)]
+    if not values:
+        return
+    value = values[-1]
+    if value in ("null", "None"):
+        return
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        raise RunDirError(f"resume={value} continues one run and cannot be swept: drop -m/--multirun "
+                          f"(an unfinished sweep continues when you re-run it into its hydra.sweep.dir)")
+    if value.strip() == "":
+        raise RunDirError("resume= is empty (an unset shell variable?): give the run directory to continue")
+    path = Path(value)
+    if not path.exists():
+        raise RunDirError(f"resume={value}: no such directory")
+    if path.is_file():
+        raise RunDirError(f"resume={value} is a file: give the run directory that holds it "
+                          f"(resume continues from that directory's checkpoints/last.ckpt)")

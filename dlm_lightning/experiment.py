@@ -17,27 +17,27 @@ import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
+from dlm_lightning.checkpoint import read_checkpoint
 from dlm_lightning.errors import ConfigError, RunDirError
-from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
+from dlm_lightning.provenance import write_provenance
+from dlm_lightning.run_layout import (CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, OVERRIDES_FILE,
+                                      PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
+from dlm_lightning.sample_records import samples_markdown
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
 
 
 def new_run(run_dir: Path, cfg: DictConfig, choices: dict[str, str]) -> DictConfig:
-    """Claims ``run_dir`` for a new run (rank 0 writes the resolved config); refuses a used one."""
-    if rank_zero_only.rank == 0:
-        if (run_dir / CONFIG_FILE).exists():
-            raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it, "
-                              f"or choose another directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
+    """The resolved config of a new run in ``run_dir`` (refusing a used directory). Nothing is written
+    here: ``run_experiment`` claims the directory once every component has been built."""
+    if (run_dir / CONFIG_FILE).exists():
+        raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it, "
+                          f"or choose another directory")
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     resolved.choices = choices
-    if rank_zero_only.rank == 0:
-        OmegaConf.save(resolved, run_dir / CONFIG_FILE)
     return resolved
 
 
@@ -54,6 +54,8 @@ def resumed_run(run_dir: Path, extra_overrides: list[str]) -> tuple[DictConfig, 
     if not checkpoint.exists():
         raise RunDirError(f"resume={run_dir}: no {LAST_CHECKPOINT} (the run stopped before its first "
                           f"checkpoint); start a new run")
+    best = sorted((run_dir / CHECKPOINT_DIR).glob("best-*.ckpt"))
+    read_checkpoint(checkpoint, fallback=best[-1] if best else None)  # a damaged file fails here, in one line
     return OmegaConf.load(run_dir / CONFIG_FILE), checkpoint
 
 
@@ -81,26 +83,59 @@ def check_training_length(trainer_cfg: DictConfig) -> None:
         raise ConfigError("trainer.max_epochs", -1, "no limit needs trainer.max_steps >= 1, or training never ends")
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None) -> dict:
-    """Fits, tests and samples; returns the final metrics (also written to ``metrics.json``)."""
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    """The ``logger`` group's loggers (TensorBoard by default), each writing inside the run directory."""
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is not None:
+            with config_group(f"logger.{name}", node):
+                loggers.append(instantiate(node, save_dir=str(run_dir)))
+    return loggers
+
+
+def claim_run_dir(cfg: DictConfig, run_dir: Path, info, overrides: list[str] | None) -> None:
+    """Rank 0 writes what makes ``run_dir`` a run: the resolved config, the tokenizer, provenance."""
+    if rank_zero_only.rank != 0:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_FILE).exists():
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE)
+        write_provenance(run_dir / PROVENANCE_FILE)
+        if overrides is not None:
+            OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / OVERRIDES_FILE)
+    if not (run_dir / TOKENIZER_DIR).exists():  # also restores a deleted one on resume
+        info.tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = None,
+                   overrides: list[str] | None = None, on_claim=None) -> dict:
+    """Fits, tests and samples; returns the final metrics (also written to ``metrics.json``).
+
+    Every component is built (and so validated) before the run directory is claimed, so a refused
+    config leaves nothing behind. ``on_claim(run_dir)`` runs right after the claim.
+    """
     check_training_length(cfg.trainer)
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg, "data")
     info = datamodule.data_info()
+    check_train_split(cfg, datamodule)
     module = build_module(cfg, info)
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    trainer = build(cfg, "trainer", logger=logger, callbacks=build_callbacks(cfg, run_dir),
+    loggers = build_loggers(cfg, run_dir)
+    trainer = build(cfg, "trainer", logger=loggers or False, callbacks=build_callbacks(cfg, run_dir),
                     default_root_dir=str(run_dir))
-    if trainer.is_global_zero and checkpoint is None:
-        info.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
-        logger.log_hyperparams(_flat_hparams(cfg))
+    claim_run_dir(cfg, run_dir, info, overrides)
+    if on_claim is not None:
+        on_claim(run_dir)
 
     fingerprint = training_fingerprint(cfg)
     trained_in = find_trained_run(run_dir, fingerprint) if cfg.get("reuse_training") and checkpoint is None else None
     if trained_in is None:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(checkpoint) if checkpoint else None)
         global_step = trainer.global_step
+        if not any(key.startswith("val/") for key in trainer.callback_metrics):
+            # resumed after training ended (killed before metrics.json): validate the final weights again
+            trainer.validate(module, datamodule=datamodule, verbose=False)
     else:  # the same weights were trained beside this run: evaluate them with this run's decoder
         source = trained_in / LAST_CHECKPOINT
         trainer.validate(module, datamodule=datamodule, ckpt_path=str(source), verbose=False)
@@ -118,8 +153,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     if trained_in is not None:
         metrics["trained_in"] = str(trained_in)
     if trainer.is_global_zero:
+        _log_final(trainer, cfg, metrics, module.records)
         (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
+
+
+def check_train_split(cfg: DictConfig, datamodule) -> None:
+    """A training split smaller than one batch gives 0 steps (drop_last): an untrained model would be tested."""
+    sizes, batch = getattr(datamodule, "sizes", None), getattr(datamodule, "batch_size", None)
+    if sizes is not None and batch is not None and sizes["train"] < batch:
+        raise ConfigError("data.train_size", sizes["train"], f"must be >= data.batch_size={batch} "
+                          f"(incomplete batches are dropped, so a smaller split trains nothing)")
 
 
 def _scalars(values: dict, *prefixes: str) -> dict:
@@ -131,19 +175,23 @@ def _scalars(values: dict, *prefixes: str) -> dict:
     return out
 
 
-def _flat_hparams(cfg: DictConfig) -> dict:
-    flat = {}
+def _log_final(trainer: L.Trainer, cfg: DictConfig, metrics: dict, records: list[dict]) -> None:
+    """Each logger gets the run's hyperparameters together with its final metrics (TensorBoard's HParams
+    tab) and the test samples as text. The loggers flatten the nested config themselves."""
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams, metrics=numbers) if _takes_metrics(logger) else logger.log_hyperparams(hparams)
+        experiment = getattr(logger, "experiment", None)
+        if records and hasattr(experiment, "add_text"):
+            experiment.add_text("test/samples", samples_markdown(records[:32]), trainer.global_step)
+        logger.finalize("success")
 
-    def walk(node, prefix):
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                walk(value, f"{name}.")
-            else:
-                flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+def _takes_metrics(logger) -> bool:
+    import inspect
+
+    return "metrics" in inspect.signature(logger.log_hyperparams).parameters
 
 
 def _write_samples(trainer: L.Trainer, records: list[dict], run_dir: Path) -> None:

@@ -22,7 +22,7 @@ from dlm_lightning.metrics.positions import PositionDiagnostics
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.models.denoiser import Denoiser
 from dlm_lightning.nelbo import T_MIN, answer_distance, bound_terms, draw_nelbo, stratified_times
-from dlm_lightning.sample_records import sample_records
+from dlm_lightning.sample_records import sample_records, samples_markdown
 from dlm_lightning.schedules.base import NoiseSchedule
 
 
@@ -142,9 +142,7 @@ class MaskedDiffusionLM(L.LightningModule):
             if logger is not None and hasattr(logger, "add_figure"):
                 logger.add_figure("val/position", self.val_positions.figure(by_distance), self.global_step)
         if logger is not None and hasattr(logger, "add_text") and self.records:
-            text = "\n\n".join(f"`{r['prompt']}` → `{r['answer']}` ({'valid' if r.get('valid', True) else r['violations']})"
-                               for r in self.records[:8])
-            logger.add_text("val/samples", text, self.global_step)
+            logger.add_text("val/samples", samples_markdown(self.records[:8]), self.global_step)
 
     def on_test_epoch_start(self) -> None:
         self.records = []
@@ -164,6 +162,9 @@ class MaskedDiffusionLM(L.LightningModule):
                 metric.reset()
         # values are already reduced over ranks by torchmetrics; averaging identical copies changes
         # nothing and keeps Lightning from warning about unsynced epoch-level logs under DDP
+        if "nelbo" in values and not torch.isfinite(values["nelbo"]):
+            raise TrainingDiverged(f"{prefix}/nelbo is {values['nelbo'].item()} at step {self.global_step}; run stopped "
+                                   f"(a non-finite bound must not be saved as a best checkpoint)")
         self.log_dict({f"{prefix}/{k}": v.float() for k, v in values.items()}, sync_dist=True)
 
     # ---- optimisation and checkpoints -----------------------------------------------------------

@@ -20,3 +20,12 @@ def sample_records(info: DataInfo, tokens: torch.Tensor, index: torch.Tensor) ->
             checks.append(check)
         records.append(record)
     return records, (checks if info.checker is not None else None)
+
+
+def samples_markdown(records: list[dict]) -> str:
+    """Records as Markdown lines for TensorBoard's text tab, with the checker's verdict when there is one."""
+    def verdict(record: dict) -> str:
+        if "valid" not in record:
+            return ""
+        return " (valid)" if record["valid"] else f" ({record['violations']})"
+    return "\n\n".join(f"`{r['prompt']}` → `{r['answer']}`{verdict(r)}" for r in records)

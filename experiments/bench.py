@@ -67,8 +67,8 @@ def config_for(size: str, data: str, batch_size: int, steps: int, attention: str
     model = [f"model.{k}={v}" for k, v in SIZES[size].items()]
     return compose_config(["model=small", *model, f"model.attention={attention}", *DATA[data],
                            f"data.batch_size={batch_size}", f"trainer.precision={precision}",
-                           f"+trainer.max_steps={steps}", "trainer.max_epochs=1000",
-                           "+trainer.limit_val_batches=0", "+trainer.enable_model_summary=false",
+                           f"trainer.max_steps={steps}", "trainer.max_epochs=1000",
+                           "trainer.limit_val_batches=0", "+trainer.enable_model_summary=false",
                            "callbacks.checkpoint=null", "callbacks.progress=null",
                            "+trainer.enable_progress_bar=false"])
 

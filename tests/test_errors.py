@@ -85,7 +85,7 @@ INVALID_VALUES = [
     ("module.lr_schedule.warmup_steps=-1", "module.lr_schedule.warmup_steps=-1 is invalid: must be >= 0"),
     ("decoder.tokens_per_step=0", "decoder.tokens_per_step=0 is invalid: must be an integer >= 1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: must be an integer >= 1, or -1 for no limit"),
-    ("+trainer.max_steps=-5", "trainer.max_steps=-5 is invalid: must be an integer >= 1, or -1 for no limit"),
+    ("trainer.max_steps=-5", "trainer.max_steps=-5 is invalid: must be an integer >= 1, or -1 for no limit"),
     ("trainer.max_epochs=-1",
      "trainer.max_epochs=-1 is invalid: no limit needs trainer.max_steps >= 1, or training never ends"),
 ]

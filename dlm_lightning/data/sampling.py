@@ -20,6 +20,11 @@ def rank_and_world() -> tuple[int, int]:
 class EpochIndexSampler(Sampler[int]):
     def __init__(self, size: int, fresh_each_epoch: bool):
         self.size, self.fresh_each_epoch, self.epoch = size, fresh_each_epoch, 0
+        self._skip = 0
+
+    def skip_next(self, count: int) -> None:
+        """The next iteration starts ``count`` samples (of this rank) into the epoch: resuming mid-epoch."""
+        self._skip = count
 
     def set_epoch(self, epoch: int) -> None:  # called by Lightning at every epoch start
         self.epoch = epoch
@@ -27,7 +32,8 @@ class EpochIndexSampler(Sampler[int]):
     def __iter__(self):
         rank, world = rank_and_world()
         offset = self.epoch * self.size if self.fresh_each_epoch else 0
-        return iter(range(offset + rank, offset + self.size, world))
+        skip, self._skip = self._skip, 0
+        return iter(range(offset + rank, offset + self.size, world)[skip:])
 
     def __len__(self) -> int:
         rank, world = rank_and_world()

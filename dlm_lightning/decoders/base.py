@@ -118,9 +118,11 @@ def gumbel_topk(log_weights: torch.Tensor, k: int, generator: torch.Generator | 
 
 
 def tempered(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Log-probabilities at a temperature; 0 puts all mass on the argmax (greedy)."""
+    """Log-probabilities at a temperature; 0 puts all mass on the argmax (greedy), the lowest index
+    among exact ties (as torch.argmax and LLaDA's reference), so no sampling noise can break them."""
     if temperature == 0:
-        return torch.where(log_probs == log_probs.max(dim=-1, keepdim=True).values, 0.0, float("-inf"))
+        top = log_probs.argmax(dim=-1, keepdim=True)
+        return torch.full_like(log_probs, float("-inf")).scatter(-1, top, 0.0)
     return (log_probs.double() / temperature).log_softmax(dim=-1)
 
 

@@ -22,8 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.errors import UserError
 from dlm_lightning.launch.children import end_children
+from dlm_lightning.run_layout import ERROR_FILE, RANKS_DIR
 
-OVERRIDES_FILE, ERROR_FILE, RANKS_DIR = "overrides.yaml", "error.txt", "ranks"
 
 
 @contextmanager
@@ -48,11 +48,6 @@ def isolated_job():
         os.environ.update(environ)
         torch.set_num_threads(threads)
         rank_zero_only.rank = rank
-
-
-def write_overrides(run_dir: Path, overrides: list[str]) -> None:
-    if rank_zero_only.rank == 0:
-        OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / OVERRIDES_FILE)
 
 
 def record_failure(run_dir: Path, error: Exception) -> str:

@@ -57,3 +57,29 @@ def test_no_eos_before_min_length(decoder):
     answer = decoder.decode(eos_loving_context(), prompts, ANSWER, torch.Generator().manual_seed(1)).tokens[:, PROMPT:]
     assert (answer[:, :5] != EOS).all()
     assert (answer[:, 5:] == EOS).all()  # where it is allowed, the model's preference wins
+
+
+class TiedDenoiser(torch.nn.Module):
+    """Every masked position gives tokens 5, 6 and 7 exactly the same top log-probability."""
+
+    def forward(self, z, t):
+        from dlm_lightning.models.denoiser import DenoiserOutput, subs_log_probs
+
+        logits = torch.full((*z.shape, VOCAB), -4.0)
+        logits[..., 5:8] = 2.0
+        return DenoiserOutput(subs_log_probs(logits, z, MASK), torch.zeros(*z.shape, 16))
+
+
+@pytest.mark.parametrize("decoder", [
+    AncestralDecoder(tokens_per_step=2, temperature=0),
+    MarginalDecoder(tokens_per_step=4, temperature=0),
+    MarginalDecoder(tokens_per_step=4, temperature=0, threshold=0.3),
+    JointDecoder(tokens_per_step=4, temperature=0),
+], ids=["ancestral", "marginal", "threshold", "joint"])
+def test_greedy_breaks_exact_ties_by_lowest_index_whatever_the_seed(decoder):
+    head = DependencyHead(16, VOCAB, PROMPT + ANSWER, n_heads=2).eval()
+    context = DecodeContext(TiedDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=head)
+    prompts = torch.full((4, PROMPT), 4)
+    answers = [decoder.decode(context, prompts, ANSWER, torch.Generator().manual_seed(seed)).tokens[:, PROMPT:]
+               for seed in (0, 1, 2)]
+    assert all(torch.equal(a, torch.full_like(a, 5)) for a in answers)
