@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig
 
+from dlm_lightning.config_types import check_node_types
 from dlm_lightning.errors import ConfigError, UserError
 
 
@@ -50,6 +51,7 @@ def _valid_keys(node: DictConfig) -> list[str]:
 
 
 def build(cfg: DictConfig, group: str, **kwargs):
+    check_node_types(cfg[group], f"{group}.")
     with config_group(group, cfg[group]):
         return instantiate(cfg[group], **kwargs)
 

@@ -7,6 +7,7 @@ form) is rewritten to ``schedule=adaptive``; both spellings then mean the same t
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
@@ -69,3 +70,75 @@ def check_resume_arguments(argv: list[str]) -> None:
     if path.is_file():
         raise RunDirError(f"resume={value} is a file: give the run directory that holds it "
                           f"(resume continues from that directory's checkpoints/last.ckpt)")
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``error: ...``, exit 2), like the suite's other errors;
+    ``--help`` still prints the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def check_option(group: str, name: str, flag: str, config_dir: Path = CONFIG_DIR) -> None:
+    """Refuses, in one line, a name that is not an option of config group ``group``."""
+    from dlm_lightning.errors import ConfigError
+
+    options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+    if name not in options:
+        raise ConfigError(flag, name, f"unknown {group}; choose from {', '.join(options)}")
+
+
+def check_composition(argv: list[str], config_name: str = "config", config_dir: Path = CONFIG_DIR) -> None:
+    """Composes the config once before Hydra does, so an unknown option or key fails in one line (Hydra
+    prints several, with its search path). Sweeps (-m) are left to Hydra: their values are lists."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dlm_lightning.errors import UserError
+
+    if any(arg in ("-m", "--multirun") for arg in argv) or any(arg.startswith("-") for arg in argv):
+        return
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            compose(config_name, overrides=list(argv))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(one_line(str(error))) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def one_line(message: str) -> str:
+    """A multi-line framework message as one line: its lines joined, Hydra's search-path listing dropped."""
+    text = ""
+    for line in message.splitlines():
+        if line.startswith("Config search path"):
+            break
+        if line.strip():
+            listed = line.startswith("\t") and text.endswith((":", ","))  # Hydra lists options one a line
+            text += (" " if not listed or text.endswith(":") else " ") + line.strip() + ("," if line.startswith("\t") else "")
+    return text.strip().rstrip(",")
+
+
+def remove_unclaimed(directory: Path) -> None:
+    """Removes ``directory`` and its parents up to the working directory while they are empty: what
+    Hydra created for a job that was refused before it wrote anything."""
+    for path in (directory, *directory.parents):
+        if path == Path.cwd() or not path.is_dir() or any(path.iterdir()):
+            break
+        path.rmdir()

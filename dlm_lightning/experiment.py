@@ -21,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
 from dlm_lightning.checkpoint import read_checkpoint
+from dlm_lightning.config_types import check_config_types
 from dlm_lightning.errors import ConfigError, RunDirError
 from dlm_lightning.provenance import write_provenance
-from dlm_lightning.run_layout import (CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, OVERRIDES_FILE,
+from dlm_lightning.run_layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE, OVERRIDES_FILE,
                                       PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
 from dlm_lightning.sample_records import samples_markdown
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
@@ -36,9 +37,7 @@ def new_run(run_dir: Path, cfg: DictConfig, choices: dict[str, str]) -> DictConf
     if (run_dir / CONFIG_FILE).exists():
         raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it, "
                           f"or choose another directory")
-    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    resolved.choices = choices
-    return resolved
+    return new_run_config(cfg, choices)
 
 
 def resumed_run(run_dir: Path, extra_overrides: list[str]) -> tuple[DictConfig, Path]:
@@ -59,6 +58,41 @@ def resumed_run(run_dir: Path, extra_overrides: list[str]) -> tuple[DictConfig, 
     return OmegaConf.load(run_dir / CONFIG_FILE), checkpoint
 
 
+FINISHED = "finished"
+
+
+def continued_sweep_job(run_dir: Path, cfg: DictConfig, choices: dict[str, str]):
+    """What a job of a sweep re-run into its own directory does: ``FINISHED`` (kept as it is), a resume
+    ``(saved config, last checkpoint)``, or None (start it afresh; a failed attempt that left no
+    checkpoint is cleared first, since it holds no result)."""
+    error_file = run_dir / ERROR_FILE
+    if (run_dir / METRICS_FILE).exists() and not error_file.exists():
+        return FINISHED
+    if not (run_dir / CONFIG_FILE).exists():
+        error_file.unlink(missing_ok=True)
+        return None
+    saved = OmegaConf.load(run_dir / CONFIG_FILE)
+    if _plain(saved) != _plain(new_run_config(cfg, choices)):
+        raise RunDirError(f"{run_dir} holds a job with another config than this sweep's; re-run the sweep "
+                          f"with its original overrides, or into a new hydra.sweep.dir")
+    if (run_dir / LAST_CHECKPOINT).exists():
+        error_file.unlink(missing_ok=True)
+        return saved, run_dir / LAST_CHECKPOINT
+    for path in run_dir.iterdir():  # claimed, then failed before any checkpoint: nothing worth keeping
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return None
+
+
+def new_run_config(cfg: DictConfig, choices: dict[str, str]) -> DictConfig:
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    resolved.choices = choices
+    return resolved
+
+
+def _plain(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     callbacks = []
     for name, node in (cfg.get("callbacks") or {}).items():
@@ -71,9 +105,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     return callbacks
 
 
-def check_training_length(trainer_cfg: DictConfig) -> None:
-    """Lightning takes max_epochs=0 as "train nothing" and would then test an untrained model, and
-    -1 for both limits as "train forever": neither is a run anyone means."""
+def check_trainer(trainer_cfg: DictConfig) -> None:
+    """Trainer values Lightning would take silently or fail on deep inside fit: max_epochs=0 trains
+    nothing (an untrained model would be tested), -1 for both limits trains forever, a negative clip
+    value turns clipping off, and accumulate_grad_batches=0 divides by zero."""
     limits = {key: trainer_cfg.get(key) for key in ("max_epochs", "max_steps")}
     for key, value in limits.items():
         is_limit = isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)
@@ -81,6 +116,12 @@ def check_training_length(trainer_cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.{key}", value, "must be an integer >= 1, or -1 for no limit")
     if limits["max_epochs"] == -1 and limits["max_steps"] in (None, -1):
         raise ConfigError("trainer.max_epochs", -1, "no limit needs trainer.max_steps >= 1, or training never ends")
+    accumulate = trainer_cfg.get("accumulate_grad_batches", 1)
+    if not (isinstance(accumulate, int) and not isinstance(accumulate, bool) and accumulate >= 1):
+        raise ConfigError("trainer.accumulate_grad_batches", accumulate, "must be an integer >= 1")
+    clip = trainer_cfg.get("gradient_clip_val")
+    if clip is not None and not (isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip >= 0):
+        raise ConfigError("trainer.gradient_clip_val", clip, "must be a number >= 0 (0 or null: no clipping)")
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -114,7 +155,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     Every component is built (and so validated) before the run directory is claimed, so a refused
     config leaves nothing behind. ``on_claim(run_dir)`` runs right after the claim.
     """
-    check_training_length(cfg.trainer)
+    check_config_types(cfg)
+    check_trainer(cfg.trainer)
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg, "data")
@@ -178,7 +220,8 @@ def _scalars(values: dict, *prefixes: str) -> dict:
 def _log_final(trainer: L.Trainer, cfg: DictConfig, metrics: dict, records: list[dict]) -> None:
     """Each logger gets the run's hyperparameters together with its final metrics (TensorBoard's HParams
     tab) and the test samples as text. The loggers flatten the nested config themselves."""
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
+    # under their own tags: the HParams tab reads them as scalars, which must not join the val/ curves
+    numbers = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams, metrics=numbers) if _takes_metrics(logger) else logger.log_hyperparams(hparams)

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module
+from dlm_lightning.checkpoint import read_checkpoint
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
@@ -54,7 +55,24 @@ def find_checkpoint(path: Path, which: str = "last") -> tuple[Path, Path]:
     candidates = [c for c in candidates if c.exists()]
     if not candidates:
         raise RunDirError(f"run={path}: no {which} checkpoint in {folder}")
-    return path, candidates[-1]  # best-* keeps one file by default; the latest name if several
+    if len(candidates) > 1:  # several best-* files (save_top_k > 1, or an older run): ask the run itself
+        recorded = _recorded_best(path / LAST_CHECKPOINT)
+        if recorded is None or not (folder / recorded).exists():
+            raise RunDirError(f"run={path}: {len(candidates)} best-* checkpoints and last.ckpt does not say "
+                              f"which is best; pass one of them as run=<file>")
+        return path, folder / recorded
+    return path, candidates[0]
+
+
+def _recorded_best(last: Path) -> str | None:
+    """The file name ModelCheckpoint recorded as best in the run's last checkpoint."""
+    try:
+        callbacks = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
+    except Exception:
+        return None
+    paths = [state.get("best_model_path") for key, state in callbacks.items() if key.startswith("ModelCheckpoint")]
+    paths = [p for p in paths if p]
+    return Path(paths[0]).name if paths else None
 
 
 def load_run(path: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
@@ -63,8 +81,14 @@ def load_run(path: str | Path, which: str = "last", device: str | torch.device =
     datamodule = build(cfg, "data")
     info = datamodule.data_info()
     module = build_module(cfg, info)
-    # Lightning checkpoints of this suite hold only tensors and plain containers
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    # Lightning checkpoints of this suite hold only tensors and plain containers; a damaged one fails in
+    # one line that names the run's other checkpoint when that one reads
+    other = "best" if which == "last" else "last"
+    try:
+        fallback = find_checkpoint(run_dir, other)[1]
+    except RunDirError:
+        fallback = None
+    checkpoint = read_checkpoint(checkpoint_path, fallback)
     module.on_load_checkpoint(checkpoint)  # refuses another vocabulary or model shape, in one line
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()

@@ -24,7 +24,6 @@ memory-efficient SDPA kernels. Prints a table and writes JSON (default outputs/b
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 SIZES = {  # name -> model overrides
     "tiny": {"d_model": 128, "n_layers": 2, "n_heads": 4},
@@ -262,14 +262,14 @@ def make_row(size, precision, attention, cfg, info, batch_size, suite, plain, me
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="tiny,small,medium", help=f"comma-separated, from {', '.join(SIZES)}")
     parser.add_argument("--data", default="shakespeare", choices=sorted(DATA))
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per fit")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per fit")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--rounds", type=int, default=3, help="fits per size")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="fits per size")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="JSON file (default outputs/bench/bench-<time>.json)")
     args = parser.parse_args()
     sizes = args.sizes.split(",")

@@ -14,7 +14,6 @@ table, writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
@@ -26,7 +25,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from dlm_lightning.build import build, build_module
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
+from dlm_lightning.errors import UserError
+from dlm_lightning.cli import CONFIG_DIR, OneLineArgumentParser, check_option, positive_int, register_resolvers
 from dlm_lightning.models.denoiser import Denoiser
 
 VARIANTS = {  # name -> config overrides
@@ -55,19 +55,23 @@ def _training_step(module, optimizer, batch, autocast: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="small", help="configs/model option (default: small, the default model)")
-    parser.add_argument("--repeats", type=int, default=9, help="rounds; each schedule is timed once per round")
-    parser.add_argument("--steps", type=int, default=4, help="training steps timed per schedule per round")
+    parser.add_argument("--repeats", type=positive_int, default=9, help="rounds; each schedule is timed once per round")
+    parser.add_argument("--steps", type=positive_int, default=4, help="training steps timed per schedule per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per schedule first")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: outputs/bench/schedules-<time>.json)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")  # training_step logs; no trainer here
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    try:
+        check_option("model", args.model, "--model")
+    except UserError as error:
+        parser.exit(2, f"error: {error}\n")
     base = [f"model={args.model}", "seed=0"]
     datamodule = build(_config(base), "data")
     info = datamodule.data_info()

@@ -5,17 +5,17 @@ Prints the metrics as JSON (e.g. ``val/nelbo``), to check a run's numbers or com
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from dlm_lightning.cli import OneLineArgumentParser
 from dlm_lightning.errors import UserError
 from dlm_lightning.evaluate import SPLITS, evaluate_run
 from dlm_lightning.runs import CHECKPOINTS
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run directory, or a checkpoint file inside one")
     parser.add_argument("--checkpoint", default="last", choices=CHECKPOINTS)
     parser.add_argument("--split", default="val", choices=SPLITS)

@@ -13,21 +13,32 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from dlm_lightning.cli import CONFIG_DIR, check_composition, remove_unclaimed
 from dlm_lightning.errors import UserError
 from dlm_lightning.probe.main import probe
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="probe")
-def main(cfg: DictConfig) -> None:
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="probe")
+def _main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         report = probe(cfg, out_dir)
     except UserError as error:
+        remove_unclaimed(out_dir)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     for note in report.get("notes", []):  # caps applied, statistics skipped: also in probe.md
         print(f"note: {note}", file=sys.stderr)
     print(out_dir)
+
+
+def main() -> None:
+    try:
+        check_composition(sys.argv[1:], config_name="probe")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    _main()
 
 
 if __name__ == "__main__":

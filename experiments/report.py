@@ -7,15 +7,15 @@ sweep directory, and prints the path of results.md. Sweeps run it themselves whe
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from dlm_lightning.cli import OneLineArgumentParser
 from dlm_lightning.errors import UserError
 from dlm_lightning.report.report import write_report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="a directory made by python -m experiments.run -m ...")
     parser.add_argument("--seed-key", default="seed", help="the override averaged over (default: seed)")
     args = parser.parse_args(argv)

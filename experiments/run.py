@@ -15,13 +15,14 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, check_resume_arguments, config_groups, normalize_group_overrides, register_resolvers
+from dlm_lightning.cli import (CONFIG_DIR, check_composition, check_resume_arguments, config_groups,
+                               normalize_group_overrides, register_resolvers, remove_unclaimed)
 from dlm_lightning.console_log import console_log
 from dlm_lightning.errors import UserError
-from dlm_lightning.experiment import new_run, resumed_run, run_experiment
+from dlm_lightning.experiment import FINISHED, continued_sweep_job, new_run, resumed_run, run_experiment
 from dlm_lightning.launch.job import isolated_job, record_failure, record_rank
 from dlm_lightning.launch.names import name_jobs_by_grid
-from dlm_lightning.run_layout import LOG_FILE
+from dlm_lightning.run_layout import LOG_FILE, METRICS_FILE
 from dlm_lightning.run_lock import run_dir_lock
 
 register_resolvers()
@@ -33,25 +34,20 @@ def _main(cfg: DictConfig) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     existed = any(run_dir.iterdir()) if run_dir.is_dir() else False
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     with console_log() if rank_zero_only.rank == 0 else nullcontext() as log:
         attach = (lambda directory: log.attach(directory / LOG_FILE)) if log is not None else None
         try:
             # under -m this process runs every job: each must leave it as it found it
             with isolated_job(), run_dir_lock(run_dir):
-                if cfg.get("resume"):
-                    others = [o for o in overrides if not o.startswith("resume=")]
-                    cfg, checkpoint = resumed_run(Path(cfg.resume), others)
-                    if attach is not None:
-                        attach(run_dir)
-                    run_experiment(cfg, run_dir, checkpoint)
-                else:
-                    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-                    run_experiment(new_run(run_dir, cfg, choices), run_dir, None, overrides, on_claim=attach)
-                record_rank(run_dir, cfg, overrides)
+                if _run_job(cfg, run_dir, overrides, sweeping, attach):
+                    record_rank(run_dir, cfg, overrides)
         except Exception as error:
-            _forget_unclaimed(run_dir, existed, hydra_cfg.mode == RunMode.MULTIRUN)
-            if hydra_cfg.mode == RunMode.MULTIRUN:  # any failed job is recorded (error.txt); the sweep goes on
-                print(f"error: {record_failure(run_dir, error)} ({run_dir})", file=sys.stderr)
+            _forget_unclaimed(run_dir, existed, sweeping)
+            if sweeping:  # any failed job is recorded (error.txt, never into a finished one); the sweep goes on
+                summary = f"{type(error).__name__}: {error}" if (run_dir / METRICS_FILE).exists() else \
+                    record_failure(run_dir, error)
+                print(f"error: {summary} ({run_dir})", file=sys.stderr)
                 return
             if not isinstance(error, UserError):
                 raise
@@ -61,15 +57,38 @@ def _main(cfg: DictConfig) -> None:
             print(run_dir)
 
 
+def _run_job(cfg: DictConfig, run_dir: Path, overrides: list[str], sweeping: bool, attach) -> bool:
+    """Runs this job: a resume, a sweep job left unfinished by an earlier launch, or a new run.
+    Returns False for a sweep job that had finished earlier (kept untouched)."""
+    if cfg.get("resume"):
+        cfg, checkpoint = resumed_run(Path(cfg.resume), [o for o in overrides if not o.startswith("resume=")])
+    else:
+        choices = {k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
+        earlier = continued_sweep_job(run_dir, cfg, choices) if sweeping else None
+        if earlier == FINISHED:
+            print(f"{run_dir}: finished in an earlier launch of this sweep; kept as it is")
+            return False
+        if earlier is None:
+            run_experiment(new_run(run_dir, cfg, choices), run_dir, None, overrides, on_claim=attach)
+            return True
+        cfg, checkpoint = earlier
+    if attach is not None:
+        attach(run_dir)
+    run_experiment(cfg, run_dir, checkpoint)
+    return True
+
+
 def _forget_unclaimed(run_dir: Path, existed: bool, sweeping: bool) -> None:
     """A single run refused before it claimed its directory leaves no empty directory behind."""
-    if not sweeping and not existed and rank_zero_only.rank == 0 and run_dir.is_dir() and not any(run_dir.iterdir()):
-        run_dir.rmdir()
+    if sweeping or existed or rank_zero_only.rank != 0:
+        return
+    remove_unclaimed(run_dir)
 
 
 def main() -> None:
     try:
         check_resume_arguments(sys.argv[1:])
+        check_composition(normalize_group_overrides(sys.argv[1:], config_groups()))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

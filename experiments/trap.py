@@ -10,11 +10,11 @@ last.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
+from dlm_lightning.cli import OneLineArgumentParser, check_option, positive_int
 from dlm_lightning.errors import RunDirError, UserError
 from dlm_lightning.launch.names import timestamp
 from dlm_lightning.runs import load_run
@@ -43,18 +43,20 @@ def claim(out: Path | None) -> Path:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, help="a finished run trained with head=dependency (default: train one)")
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
+    parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
     parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "speculative"],
                         help="configs/decoder options; marginal is the baseline of the cost ratio")
-    parser.add_argument("--samples", type=int, default=512, help="test prompts decoded per setting")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--samples", type=positive_int, default=512, help="test prompts decoded per setting")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="extra timing passes over the first batch")
     parser.add_argument("--out", type=Path, help="a new directory for the results (default: outputs/trap/<time>)")
     args = parser.parse_args(argv[:split])
     try:
+        for name in args.decoders:
+            check_option("decoder", name, "--decoders")
         out = claim(args.out)
         run = load_run(args.run_dir or train(argv[split + 1:]))
         rows = measure(run, build_decoders(args.decoders, args.ks, run), args.samples, args.batch_size,

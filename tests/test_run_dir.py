@@ -110,13 +110,14 @@ def test_tokenizer_is_saved_with_the_run(cli_runs):
     assert tokenizer.mask_token == corpus.MASK and tokenizer.pad_token == corpus.PAD
 
 
-def test_two_runs_never_share_a_directory(cli, tiny_overrides):
-    # each run claims its directory (config.yaml) before failing on the invalid value
+def test_a_refused_run_leaves_no_directory_behind(cli, tiny_overrides):
+    # every component is built before the directory is claimed: a refused config writes nothing
     first = cli(*tiny_overrides, "data.val_size=0")
-    second = cli(*tiny_overrides, "data.val_size=0")
+    second = cli(*tiny_overrides, "data.train_size=8")  # smaller than one batch: would train nothing
     assert first.code == second.code == 2
-    dirs = second.run_dirs()
-    assert len(dirs) == 2 and all((d / "config.yaml").exists() for d in dirs)
+    assert second.stderr_lines == ["error: data.train_size=8 is invalid: must be >= data.batch_size=32 "
+                                   "(incomplete batches are dropped, so a smaller split trains nothing)"]
+    assert second.run_dirs() == []
 
 
 def test_a_directory_that_holds_a_run_is_refused(cli_runs, cli, tiny_overrides):
@@ -127,3 +128,46 @@ def test_a_directory_that_holds_a_run_is_refused(cli_runs, cli, tiny_overrides):
     assert result.stderr_lines == [
         f"error: {run_dir} already holds a run; pass resume={run_dir} to continue it, or choose another directory"]
     assert all(p.read_bytes() == content for p, content in before.items())
+
+
+def _hparams_plugin(run_dir):
+    """(hyperparameter names, metric tags) declared by the HParams plugin data in the run's event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    names, metric_tags = set(), set()
+    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "hparams":
+                    continue
+                data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                names.update(data.session_start_info.hparams.keys())
+                metric_tags.update(info.name.tag for info in data.experiment.metric_infos)
+    return names, metric_tags
+
+
+def test_hparams_tab_shows_the_config_with_the_final_metrics(cli_runs):
+    run_dir = cli_runs.finished.dir
+    names, metric_tags = _hparams_plugin(run_dir)
+    assert {"seed", "model/d_model", "schedule/_target_", "choices/decoder"} <= names  # flattened by the logger
+    assert "final/val/nelbo" in metric_tags
+    scalars, tensors = _events(run_dir)
+    assert scalars["final/val/nelbo"] == [(0, cli_runs.finished.metrics()["val/nelbo"])]
+    assert "test/samples/text_summary" in tensors
+
+
+def test_run_log_holds_the_console_with_warnings_and_the_run_directory(cli_runs):
+    run = cli_runs.finished
+    log = (run.dir / "run.log").read_text()
+    assert log.rstrip().splitlines()[-1] == str(run.dir)
+    assert "GPU available: False" in log  # a Lightning logger record
+    assert "log_every_n_steps" in log or "flops_per_batch" in log  # a warning (stderr)
+    assert "\x1b[" not in log
+
+
+def test_provenance_names_code_packages_and_command(cli_runs):
+    record = json.loads((cli_runs.finished.dir / "provenance.json").read_text())
+    assert record["command"][1:] == list(cli_runs.finished.args)
+    assert record["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert record["git"] is None or len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)

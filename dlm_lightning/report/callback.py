@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ class ReportAtSweepEnd(Callback):
         # imported here: Hydra builds its callbacks in every run, single runs and DDP ranks included
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+        from dlm_lightning.report.jobs import OK, collect_jobs
         from dlm_lightning.report.report import write_report
 
         if rank_zero_only.rank != 0:  # under torchrun every rank runs the sweep; one report is enough
@@ -28,3 +30,6 @@ class ReportAtSweepEnd(Callback):
             log.error("the sweep report failed (%s: %s); rerun python -m experiments.report %s",
                       type(error).__name__, error, sweep_dir)
         print(sweep_dir)
+        if not any(job.status == OK for job in collect_jobs(sweep_dir)):
+            print(f"error: no job of the sweep finished (see error.txt in each job of {sweep_dir})", file=sys.stderr)
+            sys.exit(1)
