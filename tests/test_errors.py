@@ -23,21 +23,17 @@ def _no_training_happened(result):
 @pytest.mark.parametrize("spelling", ["schedule", "+schedule"])
 def test_unknown_group_option_lists_the_valid_ones(cli, spelling):
     result = cli(f"{spelling}=nope")
-    assert result.code == 1  # Hydra's own composition error
-    assert "Could not find 'schedule/nope'" in result.stderr
-    listed = result.stderr.split("Available options in 'schedule':\n", 1)[1].split("\n")
+    assert result.code == 2
     options = sorted(p.stem for p in (CONFIG_DIR / "schedule").glob("*.yaml"))
-    assert [line.strip() for line in listed[: len(options)]] == options
-    assert "Traceback" not in result.stderr
+    assert result.stderr_lines == [f"error: In 'config': Could not find 'schedule/nope' "
+                                   f"Available options in 'schedule': {', '.join(options)}"]
     assert not result.run_dirs()
 
 
 def test_unknown_key_without_plus_is_named_by_hydra(cli):
     result = cli("model.nope=1")
-    assert result.code == 1
-    assert result.stderr_lines[:3] == ["Could not override 'model.nope'.",
-                                       "To append to your config use +model.nope=1",
-                                       "Key 'nope' is not in struct"]
+    assert result.code == 2
+    assert result.stderr_lines == ["error: Could not override 'model.nope'. To append to your config use +model.nope=1"]
     assert not result.run_dirs()
 
 

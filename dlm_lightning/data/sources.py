@@ -10,6 +10,7 @@ applied with ``skip``/``take`` (percentages would need the length, which a strea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import cached_property
@@ -101,7 +102,7 @@ class HFSource:
         match = _SLICE.match(spec)
         base = match.group(1) if self.streaming and match else spec  # a stream is sliced below
         kwargs = dict(name=self.name, data_files=self.data_files, revision=self.revision,
-                      streaming=self.streaming, cache_dir=self.hf_cache_dir, **self.options)
+                      streaming=self.streaming, cache_dir=self._datasets_cache_dir(), **self.options)
         try:
             dataset = datasets.load_dataset(self.path, split=base, **{k: v for k, v in kwargs.items()
                                                                         if v is not None})
@@ -117,6 +118,17 @@ class HFSource:
         if self.streaming and match:
             dataset = _stream_slice(dataset, match, split, spec)
         return dataset
+
+    def _datasets_cache_dir(self) -> str | None:
+        """``datasets`` keys its cache of local files by path and modification time, so a file replaced
+        with its time kept (``cp -p``, ``rsync -a``) would be read from the old cache: local files get
+        a cache directory of their own per content digest."""
+        if not self._file_digests:
+            return self.hf_cache_dir
+        import datasets
+
+        digest = hashlib.sha256(json.dumps(self._file_digests, sort_keys=True).encode()).hexdigest()[:20]
+        return str(Path(self.hf_cache_dir or datasets.config.HF_DATASETS_CACHE) / "dlm-by-content" / digest)
 
     # ---- local files ----------------------------------------------------------------------------
     def _local_files(self) -> list[str]:

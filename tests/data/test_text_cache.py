@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -113,3 +114,34 @@ def test_concurrent_builders_build_an_entry_once(tmp_path):
     for worker in workers:
         worker.join()
     assert builds == [1] and results[0] == results[1]
+
+
+def test_a_data_file_replaced_with_its_time_kept_is_read_anew(tmp_path):
+    # cp -p / rsync -a keep the modification time; datasets' own cache keys local files by path and time
+    from text_fixtures import dataset_dir, documents, hf_source, write_jsonl
+
+    folder = dataset_dir(tmp_path)
+    train = folder / "train.jsonl"
+    before = list(hf_source(folder, tmp_path).records("train"))
+    stat = train.stat()
+    write_jsonl(train, [{"text": doc, "title": "new"} for doc in documents(60, offset=5000)])
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = list(hf_source(folder, tmp_path).records("train"))
+    assert after == documents(60, offset=5000) != before
+
+
+def test_a_load_hashes_no_file_whose_time_is_older_than_the_entry(tmp_path, monkeypatch):
+    import dlm_lightning.data.cache as cache
+
+    def build(folder):
+        (folder / "tokens.bin").write_bytes(b"x" * 100)
+        return {}
+
+    entry, _ = cached(tmp_path, "kind", {"k": 1}, build)
+    old = (entry / "tokens.bin").stat().st_mtime_ns - 10**9
+    os.utime(entry / "tokens.bin", ns=(old, old))  # as if built a second before meta.json was written
+    meta = json.loads((entry / META).read_text())
+    meta["files"]["tokens.bin"]["mtime_ns"] = old
+    (entry / META).write_text(json.dumps(meta))
+    monkeypatch.setattr(cache, "file_sha256", lambda path: pytest.fail(f"{path} was hashed on load"))
+    assert cached(tmp_path, "kind", {"k": 1}, build)[0] == entry
