@@ -8,6 +8,7 @@ form) is rewritten to ``schedule=adaptive``; both spellings then mean the same t
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -47,6 +48,24 @@ def register_resolvers() -> None:
         # cached: one value per config, like Hydra's ${now:}
         OmegaConf.register_new_resolver("dlm.launch_stamp", launch_stamp, use_cache=True)
         OmegaConf.register_new_resolver("dlm.job_dirname", job_dirname)
+
+
+def check_output_arguments(argv: list[str]) -> None:
+    """The directory a job will write under must be one it can create (Hydra's own failure is a traceback)."""
+    from dlm_lightning.errors import RunDirError
+
+    sweeping = any(arg in ("-m", "--multirun") for arg in argv)
+    key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
+    given = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{key}=")]
+    target = Path(given[-1]) if given else Path("outputs") / ("sweeps" if sweeping else "runs")
+    name = key if given else "the output directory"
+    for path in (target, *target.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise RunDirError(f"{name} {target}: {path} is a file, not a directory")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise RunDirError(f"{name} {target}: {path} is not writable")
+            return
 
 
 def check_resume_arguments(argv: list[str]) -> None:
@@ -100,27 +119,36 @@ def check_option(group: str, name: str, flag: str, config_dir: Path = CONFIG_DIR
         raise ConfigError(flag, name, f"unknown {group}; choose from {', '.join(options)}")
 
 
-def check_composition(argv: list[str], config_name: str = "config", config_dir: Path = CONFIG_DIR) -> None:
-    """Composes the config once before Hydra does, so an unknown option or key fails in one line (Hydra
-    prints several, with its search path). Sweeps (-m) are left to Hydra: their values are lists."""
+def compose_config(overrides=(), config_name: str = "config", hydra: bool = False):
+    """Composes ``configs/<config_name>.yaml`` exactly as the command line does (``+group=x`` normalised,
+    the suite's resolvers registered): the one way entry points, benchmarks and tests compose configs."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    argv = normalize_group_overrides(list(overrides), config_groups()) if config_name == "config" else list(overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name, overrides=argv, return_hydra_config=hydra)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_composition(argv: list[str], config_name: str = "config") -> None:
+    """Composes the config once before Hydra does, so an unknown option or key fails in one line (Hydra
+    prints several, with its search path). Sweeps (-m) are left to Hydra: their values are lists."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from dlm_lightning.errors import UserError
 
-    if any(arg in ("-m", "--multirun") for arg in argv) or any(arg.startswith("-") for arg in argv):
+    if any(arg.startswith("-") for arg in argv):  # -m sweeps are left to Hydra: their values are lists
         return
-    register_resolvers()
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            compose(config_name, overrides=list(argv))
+        compose_config(argv, config_name)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def one_line(message: str) -> str:

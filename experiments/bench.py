@@ -37,7 +37,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from dlm_lightning.cli import OneLineArgumentParser, positive_int
+from dlm_lightning.cli import OneLineArgumentParser, compose_config, positive_int
 
 SIZES = {  # name -> model overrides
     "tiny": {"d_model": 128, "n_layers": 2, "n_heads": 4},
@@ -51,18 +51,6 @@ DATA = {  # name -> data overrides
 
 
 # ---- configuration and the two trainers ---------------------------------------------------------
-def compose_config(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from dlm_lightning.cli import CONFIG_DIR, register_resolvers
-
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def config_for(size: str, data: str, batch_size: int, steps: int, attention: str, precision: str):
     model = [f"model.{k}={v}" for k, v in SIZES[size].items()]
     return compose_config(["model=small", *model, f"model.attention={attention}", *DATA[data],

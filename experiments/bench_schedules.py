@@ -22,11 +22,10 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
 from dlm_lightning.build import build, build_module
 from dlm_lightning.errors import UserError
-from dlm_lightning.cli import CONFIG_DIR, OneLineArgumentParser, check_option, positive_int, register_resolvers
+from dlm_lightning.cli import OneLineArgumentParser, check_option, compose_config, positive_int
 from dlm_lightning.models.denoiser import Denoiser
 
 VARIANTS = {  # name -> config overrides
@@ -37,12 +36,6 @@ VARIANTS = {  # name -> config overrides
     "uniform, t-cond. backbone": ["schedule=uniform"],  # the backbone info needs, with uniform's loss
 }
 TARGETS = {"adaptive": 1.05, "info": 1.10}  # the overhead targets (learnable: reported only)
-
-
-def _config(overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 def _training_step(module, optimizer, batch, autocast: bool) -> None:
@@ -73,13 +66,13 @@ def main() -> None:
     except UserError as error:
         parser.exit(2, f"error: {error}\n")
     base = [f"model={args.model}", "seed=0"]
-    datamodule = build(_config(base), "data")
+    datamodule = build(compose_config(base), "data")
     info = datamodule.data_info()
     batch = next(iter(datamodule.train_dataloader()))
     modules, optimizers = {}, {}
     for name, overrides in VARIANTS.items():
         torch.manual_seed(0)
-        cfg = _config(base + overrides)
+        cfg = compose_config(base + overrides)
         modules[name] = build_module(cfg, info).train()
         if name.startswith("uniform, t-cond"):
             backbone = build(cfg, "model", vocab_size=info.vocab_size, max_seq_len=info.seq_len, time_conditioning=True)

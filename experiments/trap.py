@@ -31,12 +31,13 @@ def train(overrides: list[str]) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def claim(out: Path | None) -> Path:
-    """A new, empty output directory: results are never written over earlier ones."""
+def unused_directory(out: Path | None) -> Path:
+    """A directory for the results that holds nothing yet (created once they exist): results are never
+    written over earlier ones, and a refused run leaves nothing behind."""
     out = out or Path("outputs/trap") / timestamp()
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"--out {out} is not empty; choose a new directory (earlier results are never overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"--out {out} is not an empty directory; choose a new one (earlier results are "
+                          f"never overwritten)")
     return out
 
 
@@ -57,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for name in args.decoders:
             check_option("decoder", name, "--decoders")
-        out = claim(args.out)
+        out = unused_directory(args.out)
         run = load_run(args.run_dir or train(argv[split + 1:]))
         rows = measure(run, build_decoders(args.decoders, args.ks, run), args.samples, args.batch_size,
                        args.seed, args.repeats)
+        out.mkdir(parents=True, exist_ok=True)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -103,8 +103,9 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, request):
-    """cli(*args) -> CliResult: ``python -m experiments.run *args`` executed in this process (runpy), cwd=tmp_path."""
+def entry(tmp_path, monkeypatch, request):
+    """entry(module, *args) -> CliResult: ``python -m <module> *args`` executed in this process (runpy),
+    cwd=tmp_path."""
     import importlib
 
     from hydra.core.global_hydra import GlobalHydra
@@ -116,12 +117,13 @@ def cli(tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     root, handlers, level = logging.getLogger(), logging.getLogger().handlers[:], logging.getLogger().level
 
-    def run(*args: str) -> CliResult:
+    def run(module: str, *args: str) -> CliResult:
+        importlib.import_module(module)
         capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", [str(REPO / "experiments" / "run.py"), *args])
+        monkeypatch.setattr(sys, "argv", [str(REPO / (module.replace(".", "/") + ".py")), *args])
         code = 0
         try:
-            runpy.run_module("experiments.run", run_name="__main__", alter_sys=True)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         finally:
@@ -132,6 +134,12 @@ def cli(tmp_path, monkeypatch, request):
         return CliResult(code, out.out, out.err, tmp_path)
 
     return run
+
+
+@pytest.fixture
+def cli(entry):
+    """cli(*args) -> CliResult: ``python -m experiments.run *args`` executed in this process (runpy), cwd=tmp_path."""
+    return lambda *args: entry("experiments.run", *args)
 
 
 def cli_env() -> dict[str, str]:

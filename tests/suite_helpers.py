@@ -21,14 +21,7 @@ STEPS_PER_EPOCH = 40
 
 
 def compose_config(overrides=(), config_name: str = "config", hydra: bool = False):
-    """Composes ``configs/<config_name>.yaml`` exactly as the CLI does: argv normalised, resolvers registered."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    """Composes ``configs/<config_name>.yaml`` exactly as the CLI does (the suite's own helper)."""
+    from dlm_lightning.cli import compose_config as compose
 
-    from dlm_lightning.cli import config_groups, normalize_group_overrides, register_resolvers
-
-    register_resolvers()
-    argv = normalize_group_overrides(list(overrides), config_groups())
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name, overrides=argv, return_hydra_config=hydra)
+    return compose(overrides, config_name, hydra)

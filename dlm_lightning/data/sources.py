@@ -26,6 +26,7 @@ SPLITS = ("train", "val", "test")
 _SLICE = re.compile(r"^([\w.-]+)\[([^:\]]*):([^:\]]*)\]$")
 BATCH = 1000  # records per read
 BUILDERS = ("text", "json", "csv", "parquet")  # datasets' builders for local (or hf://) files
+TEXT_BUILDERS = ("text", "json", "csv")
 
 
 class DataSourceError(UserError):
@@ -148,6 +149,8 @@ class HFSource:
         for f in self._local_files():
             if not Path(f).is_file():
                 raise DataSourceError(f"data file {f!r} does not exist (data.source.data_files)")
+            if self.path in TEXT_BUILDERS:
+                check_text_file(Path(f), json_lines=self.path == "json" and not f.endswith(".json"))
         looks_local = self.path.startswith(("/", "./", "../", "~"))
         if looks_local and not Path(self.path).expanduser().exists():
             raise DataSourceError(f"dataset directory {self.path!r} does not exist")
@@ -160,6 +163,27 @@ class HFSource:
             hidden = lambda p: any(part.startswith(".") for part in p.relative_to(root).parts)  # noqa: E731
             files += [p for p in sorted(root.rglob("*")) if p.is_file() and not hidden(p)]
         return {str(f): file_sha256(f) for f in files}
+
+
+def check_text_file(path: Path, json_lines: bool) -> None:
+    """An empty, binary or (for JSON lines) unparseable data file fails in one line naming file and line."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataSourceError(f"data file {str(path)!r} is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataSourceError(f"data file {str(path)!r} is not UTF-8 text (byte {error.start}): "
+                              f"binary, or another encoding") from None
+    if "\x00" in text:
+        raise DataSourceError(f"data file {str(path)!r} holds NUL bytes: a binary file, not text")
+    if json_lines:
+        for number, line in enumerate(text.splitlines(), start=1):
+            try:
+                line.strip() and json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataSourceError(f"data file {str(path)!r} line {number} is not valid JSON: {error.msg} "
+                                      f"(column {error.colno})") from None
 
 
 def _stream_slice(dataset, match: re.Match, split: str, spec: str):

@@ -10,11 +10,9 @@ from __future__ import annotations
 import statistics
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from dlm_lightning.build import build
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
+from dlm_lightning.cli import compose_config
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.metrics.entities import committed_mixed_pairs
 from dlm_lightning.metrics.samples import SampleQuality
@@ -27,17 +25,14 @@ BASELINE = "marginal"
 def build_decoders(names: list[str], ks: list[int], run: LoadedRun) -> dict:
     """(decoder option, tokens per step) -> decoder, each composed from ``configs/decoder/<name>``."""
     require(len(ks) > 0 and all(k >= 1 for k in ks), "ks", ks, "one or more tokens-per-step values, each >= 1")
-    register_resolvers()
-    GlobalHydra.instance().clear()
     built = {}
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        for k in ks:
-            for name in names:
-                cfg = compose("config", overrides=[f"decoder={name}", f"decoder.tokens_per_step={k}"])
-                decoder = build(cfg, "decoder")
-                decoder.check(run.info.answer_length)
-                decoder.check_head(run.module.dependency_head)
-                built[name, k] = decoder
+    for k in ks:
+        for name in names:
+            cfg = compose_config([f"decoder={name}", f"decoder.tokens_per_step={k}"])
+            decoder = build(cfg, "decoder")
+            decoder.check(run.info.answer_length)
+            decoder.check_head(run.module.dependency_head)
+            built[name, k] = decoder
     return built
 
 
