@@ -1,12 +1,12 @@
 """Bad decoder settings fail with one line naming the key, the value and what is allowed."""
 
 import pytest
+
+from suite_helpers import compose_config
 import torch
-from hydra import compose, initialize_config_dir
 
 from dlm_lightning.build import build, build_module
 from dlm_lightning.checkpoint import model_signature
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
 from dlm_lightning.decoders.ancestral import AncestralDecoder
 from dlm_lightning.decoders.base import DecodeContext
 from dlm_lightning.decoders.joint import JointDecoder
@@ -17,9 +17,7 @@ SMALL = ["model=tiny", "data.train_size=64", "data.val_size=8", "data.test_size=
 
 
 def config(*overrides):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=[*SMALL, *overrides])
+    return compose_config([*SMALL, *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """The dependency head: its factorisation, its training subsets and loss, and its place in the module."""
 
 import pytest
+
+from suite_helpers import compose_config
 import torch
-from hydra import compose, initialize_config_dir
 from torch import nn
 
 from dlm_lightning.build import build, build_module
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
 from dlm_lightning.errors import ConfigError
 from dlm_lightning.heads.dependency import DependencyHead
 
@@ -93,11 +93,8 @@ def test_bad_head_settings_name_their_key():
 # ---- the head inside the LightningModule -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def built():
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["model=tiny", "data.train_size=64", "data.val_size=8",
-                                           "data.test_size=8", "data.batch_size=16", "decoder=joint",
-                                           "head=dependency"])
+    cfg = compose_config(["model=tiny", "data.train_size=64", "data.val_size=8", "data.test_size=8",
+                          "data.batch_size=16", "decoder=joint", "head=dependency"])
     datamodule = build(cfg, "data")
     return build_module(cfg, datamodule.data_info()), next(iter(datamodule.train_dataloader()))
 

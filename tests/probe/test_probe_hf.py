@@ -4,12 +4,12 @@ save_pretrained, loaded through exactly the code a hub name uses (from_pretraine
 import json
 
 import pytest
+
+from suite_helpers import compose_config
 import torch
-from hydra import compose, initialize_config_dir
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
-from dlm_lightning.cli import CONFIG_DIR
 from dlm_lightning.errors import ConfigError, UserError
 from dlm_lightning.probe.compute import run_probe
 from dlm_lightning.probe.hf_model import HFModel
@@ -50,8 +50,7 @@ def models_dir(tmp_path_factory):
 
 
 def probe_config(overrides):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("probe", overrides=overrides)
+    return compose_config(overrides, config_name="probe")
 
 
 def test_hf_probe_end_to_end_through_the_config(models_dir, tmp_path):

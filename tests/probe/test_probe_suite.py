@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from suite_helpers import compose_config
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
 from dlm_lightning.errors import CheckpointMismatch, ConfigError, RunDirError, UserError
 from dlm_lightning.experiment import new_run, run_experiment
 from dlm_lightning.probe.compute import run_probe
@@ -27,9 +27,7 @@ TINY = ["model=tiny", "trainer.max_epochs=1", "data.train_size=64", "data.val_si
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=TINY)
+    cfg = compose_config(TINY)
     path = tmp_path_factory.mktemp("suite") / "run"
     cfg = new_run(path, cfg, {"schedule": "uniform", "decoder": "marginal", "model": "tiny", "data": "corpus"})
     run_experiment(cfg, path)

@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
+
+from suite_helpers import compose_config
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
 from dlm_lightning.errors import ConfigError, UserError
 from dlm_lightning.launch import children
 from dlm_lightning.launch.job import isolated_job, record_failure
@@ -43,9 +43,7 @@ def test_isolated_job_waits_for_children_of_a_successful_job():
 
 
 def compose_job(overrides: list[str]):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=True)
+    return compose_config(overrides, hydra=True)
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers
+from suite_helpers import compose_config
+
 from dlm_lightning.experiment import new_run, run_experiment
 from experiments import trap
 
@@ -21,10 +20,7 @@ TINY = ["model=tiny", "head=dependency", "trainer.max_epochs=1", "data.train_siz
 
 
 def _train(path: Path, overrides: list[str]) -> Path:
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
     cfg = new_run(path, cfg, {"schedule": "uniform", "decoder": "marginal", "model": "tiny", "data": "corpus"})
     run_experiment(cfg, path)
     return path
