@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: installed with the package
 
 
 def config_groups(config_dir: Path = CONFIG_DIR, primary: str = "config.yaml") -> set[str]:
@@ -120,7 +120,7 @@ def check_option(group: str, name: str, flag: str, config_dir: Path = CONFIG_DIR
 
 
 def compose_config(overrides=(), config_name: str = "config", hydra: bool = False):
-    """Composes ``configs/<config_name>.yaml`` exactly as the command line does (``+group=x`` normalised,
+    """Composes ``dlm_lightning/configs/<config_name>.yaml`` exactly as the command line does (``+group=x`` normalised,
     the suite's resolvers registered): the one way entry points, benchmarks and tests compose configs."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

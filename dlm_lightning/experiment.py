@@ -169,6 +169,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     claim_run_dir(cfg, run_dir, info, overrides)
     if on_claim is not None:
         on_claim(run_dir)
+    if trainer.is_global_zero and checkpoint is None:
+        for logger in trainer.loggers:  # now, so that hparams.yaml holds them; with the final metrics at the end
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     fingerprint = training_fingerprint(cfg)
     trained_in = find_trained_run(run_dir, fingerprint) if cfg.get("reuse_training") and checkpoint is None else None

@@ -16,7 +16,7 @@ PACKAGES = ("dlm-lightning", "torch", "lightning", "torchmetrics", "transformers
 
 
 def provenance() -> dict:
-    return {"git": _git_state(Path(__file__).resolve().parent.parent), "command": list(sys.argv),
+    return {"git": _git_state(Path(__file__).resolve().parent.parent), "command": list(getattr(sys, "orig_argv", sys.argv)),  # as typed: argv is rewritten later
             "python": platform.python_version(), "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": _versions()}
 

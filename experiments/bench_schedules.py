@@ -49,7 +49,7 @@ def _training_step(module, optimizer, batch, autocast: bool) -> None:
 
 def main() -> None:
     parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="small", help="configs/model option (default: small, the default model)")
+    parser.add_argument("--model", default="small", help="dlm_lightning/configs/model option (default: small, the default model)")
     parser.add_argument("--repeats", type=positive_int, default=9, help="rounds; each schedule is timed once per round")
     parser.add_argument("--steps", type=positive_int, default=4, help="training steps timed per schedule per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per schedule first")

@@ -1,7 +1,7 @@
 """The frequency-collapse probe: ``python -m experiments.probe run=<run dir> | hf_model=<name or path>``.
 
 Writes probe.json, probe_topk.csv, probe.md, probe.png and tensorboard/ into a new directory under
-outputs/probes/ and prints that directory as the last line. See configs/probe.yaml for the options.
+outputs/probes/ and prints that directory as the last line. See dlm_lightning/configs/probe.yaml for the options.
 """
 
 from __future__ import annotations

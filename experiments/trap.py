@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, help="a finished run trained with head=dependency (default: train one)")
     parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
     parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "speculative"],
-                        help="configs/decoder options; marginal is the baseline of the cost ratio")
+                        help="dlm_lightning/configs/decoder options; marginal is the baseline of the cost ratio")
     parser.add_argument("--samples", type=positive_int, default=512, help="test prompts decoded per setting")
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO / "configs"
+CONFIG_DIR = REPO / "dlm_lightning" / "configs"
 
 # A tiny, fast configuration of the main job (CLI override syntax).
 TINY = ("model=tiny", "trainer.max_epochs=1", "data.train_size=256", "data.val_size=64", "data.test_size=64",

@@ -110,8 +110,10 @@ def _fill(arg: str, places: dict[str, Path]) -> str:
 
 
 def _snapshot(root: Path) -> dict[str, tuple]:
-    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_size if p.is_file() else 0,
-                                       p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+    """Every path under ``root``; each file's size and modification time (a folder's time changes when a
+    refused run's empty folder is removed from it, which leaves nothing behind)."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture(scope="module")

@@ -168,6 +168,6 @@ def test_run_log_holds_the_console_with_warnings_and_the_run_directory(cli_runs)
 
 def test_provenance_names_code_packages_and_command(cli_runs):
     record = json.loads((cli_runs.finished.dir / "provenance.json").read_text())
-    assert record["command"][1:] == list(cli_runs.finished.args)
+    assert record["command"][-len(cli_runs.finished.args) - 2:] == ["-m", "experiments.run", *cli_runs.finished.args]
     assert record["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert record["git"] is None or len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)

@@ -1,4 +1,4 @@
-"""A Hydra callback that writes the sweep report when a ``-m`` sweep ends (see configs/hydra/default.yaml)."""
+"""A Hydra callback that writes the sweep report when a ``-m`` sweep ends (see dlm_lightning/configs/hydra/default.yaml)."""
 
 from __future__ import annotations
 

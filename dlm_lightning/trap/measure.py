@@ -23,7 +23,7 @@ BASELINE = "marginal"
 
 
 def build_decoders(names: list[str], ks: list[int], run: LoadedRun) -> dict:
-    """(decoder option, tokens per step) -> decoder, each composed from ``configs/decoder/<name>``."""
+    """(decoder option, tokens per step) -> decoder, each composed from ``dlm_lightning/configs/decoder/<name>``."""
     require(len(ks) > 0 and all(k >= 1 for k in ks), "ks", ks, "one or more tokens-per-step values, each >= 1")
     built = {}
     for k in ks:
