@@ -74,7 +74,7 @@ def test_every_third_party_import_is_a_declared_dependency():
     declared |= {_distribution_name(r) for extra in project["optional-dependencies"].values() for r in extra}
     module_to_distribution = {"yaml": "pyyaml", "hydra": "hydra-core", "lightning": "lightning",
                               "google": "protobuf", "mauve": "mauve-text"}
-    third_party = _imported_packages() - set(sys.stdlib_module_names) - {"dlm_lightning", "experiments"}
+    third_party = _imported_packages() - set(sys.stdlib_module_names) - {"__main__", "dlm_lightning", "experiments"}
     missing = {m for m in third_party if module_to_distribution.get(m, m).replace("_", "-") not in declared}
     assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
 
