@@ -72,7 +72,11 @@ def build_module(cfg: DictConfig, info):
         head = build(cfg, "head", d_model=backbone.d_model, vocab_size=info.vocab_size, max_seq_len=info.seq_len)
     # decoder settings that this answer length or model cannot use fail here, before training
     with config_group("decoder", cfg.decoder):
-        decoder.check(info.answer_length)
+        try:
+            decoder.check(info.answer_length)
+        except ConfigError as error:  # the answer length is the data's: say where it comes from
+            raise ConfigError(error.key, error.value, f"{error.allowed} (the answer length is set by the data "
+                              f"config: data.answer_length, or data.layout.*)") from None
     decoder.check_head(head)
     # live objects go in after instantiation: Hydra would turn a dataclass argument into a DictConfig
     factory = build(cfg, "module", _partial_=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import torch
 
 from suite_helpers import CONFIG_DIR
 
@@ -115,3 +116,12 @@ def test_nan_loss_stops_the_run_naming_the_step(cli, tiny_overrides):
     assert "Traceback" not in result.stderr
     [run_dir] = result.run_dirs()
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints").exists()
+
+
+def test_a_non_finite_validation_bound_stops_the_run_before_any_checkpoint_sees_it(tiny_module):
+    from dlm_lightning.errors import TrainingDiverged
+
+    nelbo = tiny_module.val_nelbo
+    nelbo.update(torch.tensor([float("nan"), 1.0]), torch.tensor([40.0, 40.0]))
+    with pytest.raises(TrainingDiverged, match=r"^val/nelbo is nan at step 0; run stopped"):
+        tiny_module._log_metrics("val", nelbo, None)

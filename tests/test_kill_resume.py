@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,6 +59,8 @@ def matrix(tmp_path_factory):
         cwd.mkdir()
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = dict(zip(jobs, pool.map(lambda job: _run(*job), jobs.values())))
+        # a user deleted the tokenizer of one killed run: the resume writes it again
+        shutil.rmtree(_only_run(root / "after_training") / "tokenizer", ignore_errors=True)
         resumed = dict(zip(CASES, pool.map(lambda name: _run((f"resume={_only_run(root / name)}",), root / name),
                                            CASES)))
     return root, first, resumed
@@ -84,3 +87,4 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(matrix, case):
     assert [p.name for p in (got / "checkpoints").glob("best-*.ckpt")] == \
         [p.name for p in (want / "checkpoints").glob("best-*.ckpt")]
     assert not list((got / "checkpoints").glob(".*partial"))
+    assert (got / "tokenizer" / "tokenizer.json").exists()

@@ -151,3 +151,22 @@ def test_checkpoint_without_a_signature_says_so(tiny_module):
 
     with pytest.raises(CheckpointMismatch, match="^checkpoint has no dlm-lightning signature"):
         tiny_module.on_load_checkpoint({"state_dict": tiny_module.state_dict()})
+
+
+def test_a_run_directory_in_use_is_refused(cli_runs, cli, tmp_path):
+    import fcntl
+    import os
+    import shutil
+
+    run_dir = shutil.copytree(cli_runs.killed_copy, tmp_path / "run")
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    holder = os.open(run_dir, os.O_RDONLY)  # as the process still training in it holds it
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli(f"resume={run_dir}")
+    finally:
+        os.close(holder)
+    assert result.code == 2
+    assert result.stderr_lines == [f"error: {run_dir} is in use by another process (a run still training, or "
+                                   f"another resume of it); wait for it to end"]
+    assert sorted(p.name for p in run_dir.rglob("*")) == before

@@ -45,3 +45,10 @@ def test_a_finished_sweep_is_kept_and_a_half_finished_one_is_completed(tmp_path,
     assert (half / "seed=1" / "samples.jsonl").read_bytes() == (finished / "seed=1" / "samples.jsonl").read_bytes()
     rows = list(csv.DictReader((half / "results.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "ok"]
+
+
+def test_a_sweep_in_which_every_job_failed_exits_non_zero(tmp_path, run_cli):
+    result = run_cli("-m", *FAST, "data.val_size=0", "seed=0,1", cwd=tmp_path, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no job of the sweep finished")
+    assert len(list(tmp_path.glob("outputs/sweeps/*/*/error.txt"))) == 2
