@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
 from dlm_lightning.errors import ConfigError, RunDirError
+from dlm_lightning.judge.run_scores import judge_run_samples
 from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SAMPLES_FILE
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
@@ -89,6 +90,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     datamodule = build(cfg, "data")
     info = datamodule.data_info()
     module = build_module(cfg, info)
+    judge = build(cfg, "judge") if cfg.get("judge") is not None else None  # a bad judge fails before training
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     trainer = build(cfg, "trainer", logger=logger, callbacks=build_callbacks(cfg, run_dir),
                     default_root_dir=str(run_dir))
@@ -112,7 +114,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics, "test/", "sample/"))
     _write_samples(trainer, module.records, run_dir)
+    if judge is not None and trainer.is_global_zero:
+        metrics.update(judge_run_samples(judge, info, run_dir / SAMPLES_FILE, datamodule))
     metrics.update({"schedule": cfg.choices.get("schedule"), "decoder": cfg.choices.get("decoder"),
+                    "objective": cfg.choices.get("objective", "diffusion"),
                     "seed": cfg.seed, "global_step": global_step, "training_fingerprint": fingerprint,
                     "seconds": round(time.perf_counter() - started, 1)})
     if trained_in is not None:
