@@ -76,3 +76,13 @@ def test_a_diffusion_run_is_refused_as_a_judge(runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"error: judge run {diffusion} is a masked-diffusion run, not a causal language model: " \
                   f"train the judge with objective=autoregressive"
+
+
+def test_evaluate_reports_the_gap_as_a_metric(runs, capsys):
+    from experiments import evaluate
+
+    _, diffusion, _ = runs
+    evaluate.main([str(diffusion), "--gap-ks", "2", "--gap-distances", "1"])
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"val/gap/k_2", "val/gap/distance_1", "val/nelbo"} <= set(metrics)
+    assert all(math.isfinite(metrics[k]) for k in ("val/gap/k_2", "val/gap/distance_1"))
