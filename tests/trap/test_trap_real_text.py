@@ -23,7 +23,8 @@ def runs(tmp_path_factory, compose):
     notes.write_text("\n".join(documents(160)) + "\n")
     base = ["model=tiny", "data=files", f"data.source.data_files.train={notes}", f"data.cache_dir={root / 'cache'}",
             "data.tokenizer.vocab_size=300", "data.layout.seq_len=16", "data.batch_size=16", "data.test_size=16",
-            "data.val_size=16", "data.eval_batch_size=16", "trainer.max_epochs=1", "callbacks.progress=null",
+            "data.val_size=16", "data.eval_batch_size=16", "data.train_size=64", "trainer.max_epochs=1",
+            "callbacks.progress=null",
             "callbacks.throughput=null", "module.eval_decode_batches=0", "trainer.precision=32-true"]
 
     def train(name, overrides, choices):
