@@ -8,8 +8,10 @@ p(x_B | z_t) autoregressively; the gain of that joint over the product of margin
 and its expectation over held-out data is reported in nats per committed token (divided by k).
 With an exact head and exact marginals, E[gain] is the conditional total correlation
 sum_j H(x_sigma(j) | z_t) - H(x_B | z_t), the lower bound on a k-token step's error (ParallelBench,
-arXiv 2510.04767); a learned head gives a lower bound on it (its joint is one model of the true one,
-and E[log q] <= E[log p_true]); without a head, or with an untrained (zero-output) one, it is 0.
+arXiv 2510.04767). With exact marginals a learned head gives a lower bound on it (E[log q] <=
+E[log p_true] for any model q); with learned marginals it is an estimate, negative where the head
+predicts worse than the marginals it corrects (undertrained). Without a head, or with an untrained
+(zero-output) one, it is exactly 0.
 
 Positions are chosen as decoders commit them: k masked positions at random inside a window of
 ``window`` positions that starts at a random masked position (rows with fewer than k masked positions
