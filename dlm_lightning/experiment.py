@@ -27,6 +27,7 @@ from dlm_lightning.provenance import write_provenance
 from dlm_lightning.run_layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE, OVERRIDES_FILE,
                                       PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
 from dlm_lightning.sample_records import samples_markdown
+from dlm_lightning.judge.run_scores import judge_run_samples
 from dlm_lightning.reuse import find_trained_run, training_fingerprint
 
 
@@ -163,6 +164,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     info = datamodule.data_info()
     check_train_split(cfg, datamodule)
     module = build_module(cfg, info)
+    judge = build(cfg, "judge") if cfg.get("judge") is not None else None  # a bad judge fails before training
     loggers = build_loggers(cfg, run_dir)
     trainer = build(cfg, "trainer", logger=loggers or False, callbacks=build_callbacks(cfg, run_dir),
                     default_root_dir=str(run_dir))
@@ -192,7 +194,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics, "test/", "sample/"))
     _write_samples(trainer, module.records, run_dir)
+    if judge is not None and trainer.is_global_zero:
+        metrics.update(judge_run_samples(judge, info, run_dir / SAMPLES_FILE, datamodule))
     metrics.update({"schedule": cfg.choices.get("schedule"), "decoder": cfg.choices.get("decoder"),
+                    "objective": cfg.choices.get("objective", "diffusion"),
                     "seed": cfg.seed, "global_step": global_step, "training_fingerprint": fingerprint,
                     "seconds": round(time.perf_counter() - started, 1)})
     if trained_in is not None:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 import dlm_lightning
 from dlm_lightning.run_layout import LAST_CHECKPOINT, METRICS_FILE
 
-SAMPLING_ONLY = ("decoder",)  # config groups that do not change the trained weights
+SAMPLING_ONLY = ("decoder", "judge")  # config groups that do not change the trained weights
 NOT_TRAINING = ("resume", "reuse_training")
 
 

@@ -12,7 +12,9 @@ def sample_records(info: DataInfo, tokens: torch.Tensor, index: torch.Tensor) ->
     for row, i in zip(tokens.tolist(), index.tolist()):
         prompt = [t for t in row[: info.prompt_length] if t != info.pad_id]
         answer = row[info.prompt_length:]
-        record = {"index": i, "prompt": tokenizer.decode(prompt), "answer": tokenizer.decode(answer)}
+        # answer_ids: what a judge re-scores (dlm_lightning/judge), without a lossy decode-encode round trip
+        record = {"index": i, "prompt": tokenizer.decode(prompt), "answer": tokenizer.decode(answer),
+                  "answer_ids": answer}
         if info.checker is not None:
             check = info.checker(tokenizer.convert_ids_to_tokens(prompt + answer))
             record["valid"] = check.valid

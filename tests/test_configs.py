@@ -35,6 +35,8 @@ COMPOSE_ONLY = {
     "trainer=fsdp": "needs CUDA GPUs (FSDP)",
     "prompts=file": "needs a user prompts file (prompts.path); tests/probe builds one",
     "experiment=ablation_gpu": "needs CUDA GPUs (trainer.accelerator=gpu)",
+    "judge=hf": "downloads its judge (gpt2-large) from the Hugging Face hub; tests/judge builds local ones",
+    "judge=suite": "needs a run trained with objective=autoregressive (judge.run); tests/trap trains one",
 }
 # The DataModule is built, but its data is not prepared (data_info), nor the model on top of it; this also
 # applies to any option whose composed config selects one of these (e.g. an experiment preset).
@@ -43,7 +45,9 @@ NO_DATA_PREPARATION = {
     "data=files": "reads user files (data.source.data_files)",
     "data=lima": "downloads GAIR/lima from the Hugging Face hub (gated)",
     "data=lm1b": "streams LM1B from the Hugging Face hub",
+    "data=lm1b_unpacked": "streams LM1B from the Hugging Face hub; tests/data/test_standard_configs.py loads a local fixture",
     "data=openwebtext": "streams OpenWebText from the Hugging Face hub",
+    "data=text8": "downloads text8.zip; tests/data/test_standard_configs.py loads a local fixture",
     "data=tinystories": "downloads TinyStories from the Hugging Face hub",
     "data=wikitext103": "downloads WikiText-103 from the Hugging Face hub",
     "data/tokenizer=bpe": "prepared with a data option, and every one that uses it is listed here",

@@ -1,4 +1,5 @@
-"""A bidirectional pre-norm transformer backbone with SDPA attention and optional time conditioning."""
+"""A pre-norm transformer backbone with SDPA attention and optional time conditioning; bidirectional
+unless ``causal`` (the autoregressive baseline)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ class Rotary(nn.Module):
 
 class Block(nn.Module):
     def __init__(self, d_model: int, n_heads: int, mlp_ratio: int, dropout: float, rotary: Rotary | None,
-                 time_conditioning: bool):
+                 time_conditioning: bool, causal: bool = False):
         super().__init__()
-        self.n_heads, self.dropout, self.rotary = n_heads, dropout, rotary
+        self.n_heads, self.dropout, self.rotary, self.causal = n_heads, dropout, rotary, causal
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
@@ -65,7 +66,8 @@ class Block(nn.Module):
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                             is_causal=self.causal)
         return out.transpose(1, 2).reshape(batch, length, width)
 
 
@@ -81,7 +83,7 @@ class Transformer(nn.Module):
 
     def __init__(self, vocab_size: int, max_seq_len: int, d_model: int = 128, n_layers: int = 2,
                  n_heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.0, positions: str = "rotary",
-                 attention: str = "default", time_conditioning: bool = False):
+                 attention: str = "default", time_conditioning: bool = False, causal: bool = False):
         super().__init__()
         require_positive(d_model=d_model, n_layers=n_layers, n_heads=n_heads, mlp_ratio=mlp_ratio,
                          vocab_size=vocab_size, max_seq_len=max_seq_len)
@@ -93,13 +95,13 @@ class Transformer(nn.Module):
         require(attention in ATTENTION_KERNELS, "attention", attention, f"one of {', '.join(ATTENTION_KERNELS)}")
         self.attention_kernel = ATTENTION_KERNELS[attention]
         self.vocab_size, self.max_seq_len, self.d_model = vocab_size, max_seq_len, d_model
-        self.time_conditioning = time_conditioning
+        self.time_conditioning, self.causal = time_conditioning, causal  # causal: objective=autoregressive
         self.embed = nn.Embedding(vocab_size, d_model)
         self.position = nn.Embedding(max_seq_len, d_model) if positions == "learned" else None
         rotary = Rotary(d_model // n_heads, max_seq_len) if positions == "rotary" else None
         self.time_mlp = (nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
                          if time_conditioning else None)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, mlp_ratio, dropout, rotary, time_conditioning)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, mlp_ratio, dropout, rotary, time_conditioning, causal)
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)

@@ -1,1 +1,1 @@
-"""The marginal-trap experiment: validity versus tokens per step, token-marginal versus joint decoding."""
+"""The marginal-trap experiment: sample quality versus tokens per step, token-marginal versus joint decoding."""

@@ -14,6 +14,7 @@ import torch
 from dlm_lightning.build import build
 from dlm_lightning.cli import compose_config
 from dlm_lightning.errors import RunDirError, require
+from dlm_lightning.judge.scoring import score_answers
 from dlm_lightning.metrics.entities import committed_mixed_pairs
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.runs import LoadedRun
@@ -36,18 +37,19 @@ def build_decoders(names: list[str], ks: list[int], run: LoadedRun) -> dict:
     return built
 
 
-def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: int, repeats: int) -> list[dict]:
+def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: int, repeats: int,
+            judge=None) -> list[dict]:
     """One row per (decoder, k): quality over ``samples`` test prompts, and the median time per denoiser
-    step over those batches plus ``repeats - 1`` more passes over the first batch."""
+    step over those batches plus ``repeats - 1`` more passes over the first batch. Data with a checker
+    (the corpus) gets validity; a ``judge`` (dlm_lightning.judge) adds generative perplexity."""
     info, module = run.info, run.module
-    if info.checker is None:
-        raise RunDirError(f"{run.run_dir}: its data has no checker, so validity is undefined; use data=corpus")
     dataset = run.datamodule.dataset("test")  # first: a data module may settle its split sizes here
     size = run.datamodule.sizes["test"]
     require(1 <= samples <= size, "samples", samples, f"must be between 1 and the test split's {size}")
     ids = torch.stack([dataset[i]["input_ids"] for i in range(samples)])
     metrics = {key: SampleQuality(info.vocab_size, info.rules, tuple(info.special_ids)) for key in built}
     step_seconds = {key: [] for key in built}
+    answers_of = {key: [] for key in built}  # suite-token answers, for the judge
     context = module.decode_context()
     for decoder in built.values():  # warm-up: first calls pay one-off allocation costs
         decoder.decode(context, ids[:8, : info.prompt_length], info.answer_length, torch.Generator().manual_seed(0))
@@ -62,14 +64,21 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: in
             if n < len(starts):
                 answers = out.tokens[:, info.prompt_length:]
                 _, checks = sample_records(info, out.tokens, index)
-                entity_errors = committed_mixed_pairs(answers, out.commit_step, module.entity_codes, info.vocab_size)
+                entity_errors = (committed_mixed_pairs(answers, out.commit_step, module.entity_codes, info.vocab_size)
+                                 if info.entities else None)
                 metrics[key].update(answers, checks, out.nfe, out.seconds, entity_errors)
+                answers_of[key].extend(answers.tolist())
     rows = []
     for (name, k), metric in metrics.items():
         values = {m: float(v) for m, v in metric.compute().items()}
         baseline = step_seconds.get((BASELINE, k))
         ratio = statistics.median(a / b for a, b in zip(step_seconds[name, k], baseline)) if baseline else None
-        rows.append({"decoder": name, "tokens_per_step": k, "samples": samples, "invalid": 1.0 - values["validity"],
+        if "validity" in values:
+            values["invalid"] = 1.0 - values["validity"]
+        if judge is not None:
+            references = ids[:, info.prompt_length:].tolist()  # the true answers, for MAUVE
+            values.update(score_answers(judge, info.tokenizer, info.eos_id, answers_of[name, k], references))
+        rows.append({"decoder": name, "tokens_per_step": k, "samples": samples,
                      **values, "ms_per_step": 1000 * statistics.median(step_seconds[name, k]),
                      "step_cost_vs_marginal": ratio})
     return rows

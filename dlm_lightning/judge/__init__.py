@@ -1,0 +1,1 @@
+"""Judges: fixed causal language models that score decoded samples (generative perplexity, MAUVE)."""
