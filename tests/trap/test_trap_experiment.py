@@ -62,7 +62,7 @@ def test_trap_refuses_to_write_over_earlier_results(run_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         trap.main(["--run-dir", str(run_dir), "--out", str(out)])
     assert exit_info.value.code == 2
-    assert f"error: --out {out} is not empty" in capsys.readouterr().err
+    assert f"error: --out {out} is not an empty directory" in capsys.readouterr().err
     assert (out / "trap.csv").read_text() == "earlier\n"
 
 
