@@ -7,7 +7,8 @@
   the cache.
 
 The cache is filled by a full forward whenever a row enters a new block (that forward is the block's
-first step, so NFE does not change) and, when ``refresh_every`` is set, after that many cached steps.
+first step, so NFE does not change) and, when ``refresh_every`` = N is set, at every N-th step of a block
+(N = 1: every step is a full forward, the same tokens as ``none``).
 Between fills the cached keys and values ignore the tokens committed since: an approximation, exact
 for the step right after a fill. Time-conditioned backbones (schedule=info) are refused: their layers
 are modulated by t, which changes at every step, so a refresh would be needed at every step.
@@ -49,7 +50,7 @@ class BlockCache:
         check_cache_support(mode, denoiser)
         self.denoiser, self.mode, self.refresh_every = denoiser, mode, refresh_every
         self.block_length, self.prompt_length = block_length, prompt_length
-        self.cache, self.filled_blocks, self.steps_since_fill = None, None, 0
+        self.cache, self.filled_blocks, self.age = None, None, 0  # age: steps served since the fill
         self.fills = 0  # full forwards so far (the rest of the calls were span forwards)
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, block: torch.Tensor) -> DenoiserOutput:
@@ -57,13 +58,13 @@ class BlockCache:
         if self.mode == "none":
             return self.denoiser(z, t)
         stale = (self.cache is None or not torch.equal(block, self.filled_blocks)
-                 or (self.refresh_every is not None and self.steps_since_fill >= self.refresh_every))
+                 or (self.refresh_every is not None and self.age >= self.refresh_every))
         if stale:
             self.cache = self.denoiser.backbone.new_cache()
-            self.filled_blocks, self.steps_since_fill = block.clone(), 0
+            self.filled_blocks, self.age = block.clone(), 1
             self.fills += 1
             return self.denoiser.fill(z, t, self.cache)
-        self.steps_since_fill += 1
+        self.age += 1
         start = self.prompt_length + block * self.block_length
         if self.mode == "dual":
             return self.denoiser.forward_span(z, t, start, self.block_length, self.cache)
