@@ -5,7 +5,7 @@
         [--block-length 32] [--samples 64] [--batch-size 32] [--seeds 0 1 2] [--out DIR] [-- OVERRIDES...]
 
 For each answer length, a finished run of the embedded corpus at that length (``--run A=DIR``) or, when
-none is given, a fresh one trained with ``experiments.run`` (``--train-steps`` steps; extra Hydra
+none is given, a fresh one trained with ``experiments.run`` (``--train-minutes``; extra Hydra
 overrides after ``--``). Every setting decodes the same test prompts with the same generators; rows
 report tokens per second, speed-up against the same decoder without a cache (paired per batch), NFE, ms
 per step, peak memory, validity, mean answer length and its bias against the reference answers, and
@@ -34,13 +34,16 @@ from dlm_lightning.models.compile import compile_backbone
 from dlm_lightning.runs import load_run
 
 
-def training_overrides(answer_length: int, steps: int, batch_size: int, samples: int) -> list[str]:
-    """A default run at this answer length: free sentences fill it, the end-of-run decode is cheap."""
+def training_overrides(answer_length: int, minutes: int, batch_size: int, samples: int) -> list[str]:
+    """A default-model run at this answer length for ``minutes`` of training: free sentences fill the
+    answers; short epochs, so the last checkpoint (written after each validation) is recent; a cheap
+    end-of-run decode."""
     free = (answer_length - 11) // 5  # corpus.min_answer_length: 11 + 5 per free sentence
     return [f"data.answer_length={answer_length}", f"data.max_free_sentences={free}",
-            f"data.batch_size={batch_size}", f"data.train_size={steps * batch_size}", "trainer.max_epochs=1",
-            "data.val_size=64", f"data.test_size={max(samples, 64)}", "data.eval_batch_size=64",
-            "decoder=threshold", "decoder.block_length=32", "decoder.cache=dual", "callbacks.progress=null"]
+            f"data.batch_size={batch_size}", f"data.train_size={20 * batch_size}", "trainer.max_epochs=100000",
+            f"+trainer.max_time=00:00:{minutes:02d}:00", "data.val_size=32", f"data.test_size={max(samples, 16)}",
+            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal",
+            "decoder.tokens_per_step=8", "decoder.block_length=32", "decoder.cache=dual", "callbacks.progress=null"]
 
 
 def train(overrides: list[str]) -> Path:
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
     parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
-    parser.add_argument("--train-steps", type=int, default=600, help="training steps of a run trained here")
+    parser.add_argument("--train-minutes", type=int, default=20, help="training time of a run trained here")
     parser.add_argument("--train-batch", type=int, default=32, help="documents per training step")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
     parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         out = claim(args.out)
         rows, used = [], {}
         for length in args.lengths:
-            path = runs.get(length) or train([*training_overrides(length, args.train_steps, args.train_batch,
+            path = runs.get(length) or train([*training_overrides(length, args.train_minutes, args.train_batch,
                                                                   args.samples), *argv[split + 1:]])
             run = load_run(path)
             require(run.info.answer_length == length, "run", str(path),
