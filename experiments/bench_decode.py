@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="CPU rows (GPU rows: bf16)")
-    parser.add_argument("--compile", default=None, help="torch.compile mode for the backbone (default: none)")
+    parser.add_argument("--compile", default=None, help="also measure every row with the backbone compiled in this mode")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows even when CUDA is present")
     parser.add_argument("--out", type=Path, help="a new directory (default: outputs/bench_decode/<time>)")
     args = parser.parse_args(argv[:split])
@@ -107,10 +107,12 @@ def main(argv: list[str] | None = None) -> None:
             require(run.info.answer_length == length, "run", str(path),
                     f"its answer length is {run.info.answer_length}, not {length}")
             used[length] = str(run.run_dir)
-            if args.compile:
-                compile_backbone(run.module.denoiser.backbone, args.compile)
             built = build_decoders(settings, args.block_length, length, run.module.denoiser)
             rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision)
+            if args.compile:  # the same rows again in this process, the backbone compiled
+                compile_backbone(run.module.denoiser.backbone, args.compile)
+                rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision,
+                                f"compiled ({args.compile})")
             if gpu:
                 run.module.denoiser.backbone.attention_kernel = None  # let PyTorch pick flash/efficient
                 rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cuda", "bf16")

@@ -36,8 +36,8 @@ def _autocast(device: torch.device, precision: str):
 
 
 def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seeds: list[int], device: str = "cpu",
-            precision: str = "fp32") -> list[dict]:
-    """One row per (setting, seed)."""
+            precision: str = "fp32", variant: str = "") -> list[dict]:
+    """One row per (setting, seed); ``variant`` (e.g. "compiled") is appended to the labels."""
     info = run.info
     if info.checker is None:
         raise RunDirError(f"{run.run_dir}: its data has no checker, so validity is undefined; use data=corpus")
@@ -86,7 +86,7 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seeds: l
             seconds = sum(row["seconds"])
             baseline = state[setting.uncached]["seconds"]
             rows.append({
-                **setting.as_dict(), "label": setting.label, "seed": seed, "answer_length": info.answer_length,
+                **setting.as_dict(), "label": f"{setting.label} {variant}".strip(), "variant": variant, "seed": seed, "answer_length": info.answer_length,
                 "samples": samples, "device": str(device), "precision": precision,
                 "tokens_per_s": samples * info.answer_length / seconds,
                 "speedup": statistics.median(b / s for b, s in zip(baseline, row["seconds"])),
@@ -113,7 +113,7 @@ def summarise(rows: list[dict], keys: tuple[str, ...]) -> list[dict]:
     out = []
     for (length, device, label), group in groups.items():
         first = group[0]
-        folded = {k: first[k] for k in ("decoder", "tokens_per_step", "cache", "refresh_every", "label",
+        folded = {k: first[k] for k in ("decoder", "tokens_per_step", "cache", "refresh_every", "label", "variant",
                                          "answer_length", "samples", "device", "precision")}
         folded["seeds"] = [r["seed"] for r in group]
         for key in keys:
