@@ -28,6 +28,7 @@ import torch
 from dlm_lightning.decode_bench.measure import measure, summarise
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
 from dlm_lightning.decode_bench.settings import build_decoders, grid
+from dlm_lightning.decode_bench.untrained import untrained_run
 from dlm_lightning.errors import RunDirError, UserError, require
 from dlm_lightning.launch.names import timestamp
 from dlm_lightning.models.compile import compile_backbone
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
     parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
-    parser.add_argument("--train-minutes", type=int, default=20, help="training time of a run trained here")
+    parser.add_argument("--train-minutes", type=int, default=20,
+                        help="training time of a run trained here; 0: untrained weights (speed only, quality meaningless)")
     parser.add_argument("--train-batch", type=int, default=32, help="documents per training step")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
     parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
@@ -101,10 +103,13 @@ def main(argv: list[str] | None = None) -> None:
         out = claim(args.out)
         rows, used = [], {}
         for length in args.lengths:
-            path = runs.get(length) or train([*training_overrides(length, args.train_minutes, args.train_batch,
-                                                                  args.samples), *argv[split + 1:]])
-            run = load_run(path)
-            require(run.info.answer_length == length, "run", str(path),
+            overrides = [*training_overrides(length, args.train_minutes, args.train_batch, args.samples),
+                         *argv[split + 1:]]
+            if length in runs:
+                run = load_run(runs[length])
+            else:  # --train-minutes 0: untrained weights, for speed rows only
+                run = untrained_run(overrides) if args.train_minutes == 0 else load_run(train(overrides))
+            require(run.info.answer_length == length, "run", str(run.run_dir),
                     f"its answer length is {run.info.answer_length}, not {length}")
             used[length] = str(run.run_dir)
             built = build_decoders(settings, args.block_length, length, run.module.denoiser)

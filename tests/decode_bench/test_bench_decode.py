@@ -85,3 +85,14 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
         main([*args[:-1], "other", "--lengths", "64", "--run", f"64={run_dir}"])
     assert "its answer length is 40, not 64" in capsys.readouterr().err
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+
+
+def test_an_untrained_run_has_the_requested_answer_length_and_its_corpus():
+    from dlm_lightning.decode_bench.untrained import untrained_run
+    from experiments.bench_decode import training_overrides
+
+    overrides = training_overrides(64, 1, 32, 4)
+    assert "data.max_free_sentences=10" in overrides and "+trainer.max_time=00:00:01:00" in overrides
+    run = untrained_run([*overrides, "model=tiny"])
+    assert run.info.answer_length == 64 and run.info.seq_len == run.info.prompt_length + 64
+    assert not run.module.training and run.module.decoder.cache == "dual"
