@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
     parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
     parser.add_argument("--train-minutes", type=int, default=20,
-                        help="training time of a run trained here; 0: untrained weights (speed only, quality meaningless)")
+                        help="training time of a run trained here; 0: untrained weights (speed only, "
+                             "quality meaningless)")
     parser.add_argument("--train-batch", type=int, default=32, help="documents per training step")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
     parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="CPU rows (GPU rows: bf16)")
-    parser.add_argument("--compile", default=None, help="also measure every row with the backbone compiled in this mode")
+    parser.add_argument("--compile", default=None,
+                        help="also measure every row with the backbone compiled in this mode")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows even when CUDA is present")
     parser.add_argument("--out", type=Path, help="a new directory (default: outputs/bench_decode/<time>)")
     args = parser.parse_args(argv[:split])

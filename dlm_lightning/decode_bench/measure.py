@@ -50,8 +50,9 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seeds: l
     reference_length = answer_lengths(ids[:, info.prompt_length:], info.eos_id).double()
     context = module.decode_context()
     with _autocast(device, precision):
-        for decoder in built.values():  # warm-up: first calls pay one-off allocation costs
-            decoder.decode(context, ids[:2, : info.prompt_length], info.answer_length, torch.Generator(device).manual_seed(0))
+        for decoder in built.values():  # warm-up at the batch's shape: one-off allocation (and compilation) costs
+            decoder.decode(context, ids[:batch_size, : info.prompt_length], info.answer_length,
+                           torch.Generator(device).manual_seed(0))
     rows = []
     for seed in seeds:
         state = {s: {"quality": SampleQuality(info.vocab_size, info.rules, tuple(info.special_ids)), "seconds": [],
@@ -86,7 +87,8 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seeds: l
             seconds = sum(row["seconds"])
             baseline = state[setting.uncached]["seconds"]
             rows.append({
-                **setting.as_dict(), "label": f"{setting.label} {variant}".strip(), "variant": variant, "seed": seed, "answer_length": info.answer_length,
+                **setting.as_dict(), "label": f"{setting.label} {variant}".strip(), "variant": variant,
+                "seed": seed, "answer_length": info.answer_length,
                 "samples": samples, "device": str(device), "precision": precision,
                 "tokens_per_s": samples * info.answer_length / seconds,
                 "speedup": statistics.median(b / s for b, s in zip(baseline, row["seconds"])),

@@ -34,7 +34,8 @@ class Setting:
         return asdict(self)
 
 
-def grid(ks: list[int], caches: list[str], threshold_k: int | None, refresh: list[int], refresh_k: int) -> list[Setting]:
+def grid(ks: list[int], caches: list[str], threshold_k: int | None, refresh: list[int],
+         refresh_k: int) -> list[Setting]:
     """marginal at every k and cache; threshold (at most ``threshold_k`` per step) at every cache; dual
     with each ``refresh`` period at ``refresh_k``. Uncached references are added where missing."""
     require(all(c in CACHE_MODES for c in caches), "caches", caches, f"each one of {', '.join(CACHE_MODES)}")

@@ -134,7 +134,10 @@ class Transformer(nn.Module):
                      t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and hidden states [B, S, ...] of tokens [B, S] at sequence positions [B, S] (any per row),
         attending to the cache's keys and values elsewhere; their own keys and values are written into it."""
-        if int(positions.max()) >= self.max_seq_len or int(positions.min()) < 0:
+        # the check reads tensor values: skipped under torch.compile, where it would break the graph
+        out_of_range = not torch.compiler.is_compiling() and (
+            int(positions.max()) >= self.max_seq_len or int(positions.min()) < 0)
+        if out_of_range:
             raise ValueError(f"positions must lie in [0, {self.max_seq_len}) (the model's max_seq_len)")
         h = self.embed(tokens)
         if self.position is not None:

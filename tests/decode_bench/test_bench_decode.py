@@ -69,8 +69,8 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
     tiny_module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
     monkeypatch.chdir(tmp_path)
-    args = ["--lengths", "40", "--run", f"40={run_dir}", "--ks", "4", "--caches", "none", "prefix", "--threshold-k", "0",
-            "--refresh", "--block-length", "8", "--samples", "4", "--batch-size", "4", "--seeds", "0", "--out", "bench"]
+    args = ["--lengths", "40", "--run", f"40={run_dir}", "--ks", "4", "--caches", "none", "prefix",
+            "--threshold-k", "0", "--refresh", "--block-length", "8", "--samples", "4", "--batch-size", "4", "--seeds", "0", "--out", "bench"]
     main(args)
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == "bench"
