@@ -83,6 +83,8 @@ def build_module(cfg: DictConfig, info):
     with config_group("module", cfg.module):
         module = factory(backbone=backbone, schedule=schedule, decoder=decoder, data_info=info,
                          dependency_head=head)
+    with config_group("decoder", cfg.decoder):  # e.g. cache=dual with a backbone that has no cache
+        decoder.check_denoiser(module.denoiser)
     # Lightning builds the optimizer and LR schedule inside fit: build them once now, so that their
     # config errors come before training and name their full key
     with config_group("module.optimizer", cfg.module.get("optimizer")):

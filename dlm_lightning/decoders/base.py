@@ -67,6 +67,9 @@ class Decoder(ABC):
                 f"{type(self).__name__} samples through a dependency head and this model has none: "
                 f"train with head=dependency (a checkpoint trained without a head cannot use it)")
 
+    def check_denoiser(self, denoiser: torch.nn.Module) -> None:
+        """Raises ConfigError when this decoder's settings need something the denoiser lacks (e.g. a cache)."""
+
     def sampling_weights(self, log_probs: torch.Tensor, offsets: torch.Tensor,
                          eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-weights to sample from, log-probabilities to rank by), both float64 [..., V].
@@ -88,6 +91,7 @@ class Decoder(ABC):
                generator: torch.Generator | None = None) -> DecodeOutput:
         self.check(answer_length)
         self.check_head(context.dependency_head)
+        self.check_denoiser(context.denoiser)
         start = time.perf_counter()
         out = self._decode(context, prompts, answer_length, generator)
         out.seconds = time.perf_counter() - start

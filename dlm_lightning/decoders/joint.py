@@ -34,8 +34,10 @@ class JointDecoder(MarginalDecoder):
 
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
-                 threshold: float | None = None, mode: str = "exact"):
-        super().__init__(tokens_per_step, temperature, top_p, min_length, block_length, remasking, threshold)
+                 threshold: float | None = None, mode: str = "exact", cache: str = "none",
+                 refresh_every: int | None = None):
+        super().__init__(tokens_per_step, temperature, top_p, min_length, block_length, remasking, threshold,
+                         cache, refresh_every)
         require(mode in MODES, "mode", mode, f"one of {', '.join(MODES)}")
         self.mode = mode
 
@@ -50,8 +52,9 @@ class JointDecoder(MarginalDecoder):
         # the chosen answer offsets of each row, left to right; columns j >= count[row] are padding
         order = torch.where(chosen, offsets, length + offsets).argsort(dim=1)[:, :k]
         real = torch.arange(k, device=chosen.device) < count.unsqueeze(1)
-        hidden = take_positions(out.hidden[:, prompt_length:], order)
-        base = take_positions(out.log_probs[:, prompt_length:], order)
+        columns = out.columns(order + prompt_length)  # a cached step's outputs cover only a span
+        hidden = take_positions(out.hidden, columns)
+        base = take_positions(out.log_probs, columns)
         positions = order + prompt_length
         tokens = draft.gather(1, order)
         head = context.dependency_head

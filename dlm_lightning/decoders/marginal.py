@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_noise
+from dlm_lightning.decoders.cache import BlockCache, check_cache_options, check_cache_support
 from dlm_lightning.errors import require
 from dlm_lightning.models.denoiser import DenoiserOutput
 
@@ -33,8 +34,10 @@ REMASKING = ("low_confidence", "random")
 class MarginalDecoder(Decoder):
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
-                 threshold: float | None = None):
+                 threshold: float | None = None, cache: str = "none", refresh_every: int | None = None):
         super().__init__(tokens_per_step, temperature, top_p, min_length)
+        check_cache_options(cache, refresh_every)
+        self.cache, self.refresh_every = cache, refresh_every
         require(isinstance(block_length, int) and block_length >= 1, "block_length", block_length,
                 "must be an integer >= 1")
         require(remasking in REMASKING, "remasking", remasking, f"one of {', '.join(REMASKING)}")
@@ -57,8 +60,12 @@ class MarginalDecoder(Decoder):
                     f"gives ceil({answer_length}/{k}) = {self.steps_for(answer_length)} steps, which do not "
                     f"split evenly over {blocks} blocks of {length}; allowed here: {allowed}")
 
+    def check_denoiser(self, denoiser) -> None:
+        check_cache_support(self.cache, denoiser)
+
     def _decode(self, context: DecodeContext, prompts, answer_length, generator) -> DecodeOutput:
         batch, prompt_length = prompts.shape
+        forward = BlockCache(context.denoiser, self.cache, self.refresh_every, self.block_length, prompt_length)
         device = prompts.device
         z = torch.cat([prompts, prompts.new_full((batch, answer_length), context.mask_id)], dim=1)
         answer = z[:, prompt_length:]  # a view: writing it writes z
@@ -78,12 +85,12 @@ class MarginalDecoder(Decoder):
             eligible = masked & (block == current.unsqueeze(1))
             step_in_block = torch.where(current == last_block, step_in_block, 0)
             last_block = current
-            out = context.denoiser(z, masked.float().mean(dim=1))
+            out = forward(z, masked.float().mean(dim=1), current)
             nfe += 1
             # only the current block can be committed: sampling there alone saves A / block_length of
             # the float64 [B, A, V] work, which dominates a step for real vocabularies
             window = current.unsqueeze(1) * self.block_length + torch.arange(self.block_length, device=device)
-            log_probs = take_positions(out.log_probs[:, prompt_length:], window)
+            log_probs = take_positions(out.log_probs, out.columns(window + prompt_length))
             sample_w, rank_w = self.sampling_weights(log_probs, window, context.eos_id)
             gumbel = gumbel_noise(sample_w.shape, generator, device)
             window_draft = (sample_w + gumbel).argmax(dim=-1)

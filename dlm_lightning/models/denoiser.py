@@ -12,6 +12,15 @@ from torch import nn
 class DenoiserOutput:
     log_probs: torch.Tensor  # float32 [B, L, V]
     hidden: torch.Tensor  # [B, L, D]
+    # a span forward covers S positions per row, from sequence position start [B]; None: all L positions
+    start: torch.Tensor | None = None
+
+    def columns(self, positions: torch.Tensor) -> torch.Tensor:
+        """The columns of log_probs/hidden holding sequence positions [B, k]. Positions outside a span
+        (callers' padding) are clamped into it: their values must not be used."""
+        if self.start is None:
+            return positions
+        return (positions - self.start.unsqueeze(1)).clamp(0, self.log_probs.shape[1] - 1)
 
 
 def subs_log_probs(logits: torch.Tensor, z: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -32,3 +41,20 @@ class Denoiser(nn.Module):
         """z: [B, L] ids with [MASK]; t: [B] noise level (used only when the schedule needs it)."""
         logits, hidden = self.backbone(z, t if self.needs_time else None)
         return DenoiserOutput(subs_log_probs(logits, z, self.mask_id), hidden)
+
+    # ---- key/value caching (backbones with ``supports_kv_cache``) ------------------------------------
+    @property
+    def supports_kv_cache(self) -> bool:
+        return getattr(self.backbone, "supports_kv_cache", False)
+
+    def fill(self, z: torch.Tensor, t: torch.Tensor, cache) -> DenoiserOutput:
+        """A full forward that also fills ``cache`` (from ``backbone.new_cache()``)."""
+        logits, hidden = self.backbone(z, t if self.needs_time else None, cache=cache)
+        return DenoiserOutput(subs_log_probs(logits, z, self.mask_id), hidden)
+
+    def forward_span(self, z: torch.Tensor, t: torch.Tensor, start: torch.Tensor, width: int, cache) -> DenoiserOutput:
+        """Outputs at positions start[b] .. start[b] + width - 1 of each row, the rest read from ``cache``."""
+        positions = start.unsqueeze(1) + torch.arange(width, device=z.device)
+        tokens = z.gather(1, positions)
+        logits, hidden = self.backbone.forward_span(tokens, positions, cache, t if self.needs_time else None)
+        return DenoiserOutput(subs_log_probs(logits, tokens, self.mask_id), hidden, start)

@@ -1,0 +1,139 @@
+"""Decoding speed and quality together: key/value cache none/prefix/dual, tokens per step, threshold.
+
+    python -m experiments.bench_decode [--lengths 64 256 1024] [--run 256=outputs/runs/<run> ...]
+        [--ks 1 2 4 8] [--caches none prefix dual] [--threshold-k 8] [--refresh 1 2 4] [--refresh-k 1]
+        [--block-length 32] [--samples 64] [--batch-size 32] [--seeds 0 1 2] [--out DIR] [-- OVERRIDES...]
+
+For each answer length, a finished run of the embedded corpus at that length (``--run A=DIR``) or, when
+none is given, a fresh one trained with ``experiments.run`` (``--train-minutes``; extra Hydra
+overrides after ``--``). Every setting decodes the same test prompts with the same generators; rows
+report tokens per second, speed-up against the same decoder without a cache (paired per batch), NFE, ms
+per step, peak memory, validity, mean answer length and its bias against the reference answers, and
+agreement with the uncached decode's tokens; mean ± std over ``--seeds``. On a machine with CUDA the
+same rows run again on the GPU in bf16 with PyTorch's flash/efficient attention. Writes
+bench_decode.json and bench_decode.md into a new directory (default ``outputs/bench_decode/<time>``) and
+prints its path last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from dlm_lightning.decode_bench.measure import measure, summarise
+from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
+from dlm_lightning.decode_bench.settings import build_decoders, grid
+from dlm_lightning.decode_bench.untrained import untrained_run
+from dlm_lightning.errors import RunDirError, UserError, require
+from dlm_lightning.launch.names import timestamp
+from dlm_lightning.models.compile import compile_backbone
+from dlm_lightning.runs import load_run
+
+
+def training_overrides(answer_length: int, minutes: int, batch_size: int, samples: int) -> list[str]:
+    """A default-model run at this answer length for ``minutes`` of training: free sentences fill the
+    answers; short epochs, so the last checkpoint (written after each validation) is recent; a cheap
+    end-of-run decode."""
+    free = (answer_length - 11) // 5  # corpus.min_answer_length: 11 + 5 per free sentence
+    return [f"data.answer_length={answer_length}", f"data.max_free_sentences={free}",
+            f"data.batch_size={batch_size}", f"data.train_size={20 * batch_size}", "trainer.max_epochs=100000",
+            f"+trainer.max_time=00:00:{minutes:02d}:00", "data.val_size=32", f"data.test_size={max(samples, 16)}",
+            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal",
+            "decoder.tokens_per_step=8", "decoder.block_length=32", "decoder.cache=dual", "callbacks.progress=null"]
+
+
+def train(overrides: list[str]) -> Path:
+    command = [sys.executable, "-m", "experiments.run", *overrides]
+    print("training:", " ".join(command[2:]), file=sys.stderr)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RunDirError(f"training failed (exit {done.returncode}); see its error above")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def claim(out: Path | None) -> Path:
+    out = out or Path("outputs/bench_decode") / timestamp()
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"--out {out} is not empty; choose a new directory (earlier results are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def parse_runs(items: list[str]) -> dict[int, Path]:
+    runs = {}
+    for item in items:
+        length, _, path = item.partition("=")
+        require(length.isdigit() and path != "", "run", item, "LENGTH=RUN_DIR, e.g. 256=outputs/runs/<run>")
+        runs[int(length)] = Path(path)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
+    parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
+    parser.add_argument("--train-minutes", type=int, default=20,
+                        help="training time of a run trained here; 0: untrained weights (speed only, "
+                             "quality meaningless)")
+    parser.add_argument("--train-batch", type=int, default=32, help="documents per training step")
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
+    parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
+    parser.add_argument("--threshold-k", type=int, default=8, help="threshold decoder's cap per step; 0: skip it")
+    parser.add_argument("--refresh", type=int, nargs="*", default=[1, 2, 4, 8], help="dual refresh_every periods")
+    parser.add_argument("--refresh-k", type=int, default=1, help="tokens per step of the refresh rows")
+    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=64, help="test prompts decoded per setting")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="CPU rows (GPU rows: bf16)")
+    parser.add_argument("--compile", default=None,
+                        help="also measure every row with the backbone compiled in this mode")
+    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows even when CUDA is present")
+    parser.add_argument("--out", type=Path, help="a new directory (default: outputs/bench_decode/<time>)")
+    args = parser.parse_args(argv[:split])
+    gpu = torch.cuda.is_available() and not args.no_gpu
+    try:
+        runs = parse_runs(args.run)
+        settings = grid(args.ks, args.caches, args.threshold_k or None, args.refresh, args.refresh_k)
+        out = claim(args.out)
+        rows, used = [], {}
+        for length in args.lengths:
+            overrides = [*training_overrides(length, args.train_minutes, args.train_batch, args.samples),
+                         *argv[split + 1:]]
+            if length in runs:
+                run = load_run(runs[length])
+            else:  # --train-minutes 0: untrained weights, for speed rows only
+                run = untrained_run(overrides) if args.train_minutes == 0 else load_run(train(overrides))
+            require(run.info.answer_length == length, "run", str(run.run_dir),
+                    f"its answer length is {run.info.answer_length}, not {length}")
+            used[length] = str(run.run_dir)
+            built = build_decoders(settings, args.block_length, length, run.module.denoiser)
+            rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision)
+            if args.compile:  # the same rows again in this process, the backbone compiled
+                compile_backbone(run.module.denoiser.backbone, args.compile)
+                rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision,
+                                f"compiled ({args.compile})")
+            if gpu:
+                run.module.denoiser.backbone.attention_kernel = None  # let PyTorch pick flash/efficient
+                rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cuda", "bf16")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    summary = summarise(rows, SUMMARY_KEYS)
+    info = {"runs": used, "block_length": args.block_length, "test prompts": args.samples, "seeds": args.seeds,
+            "cpu precision": args.precision, "compile": args.compile or "off",
+            "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if gpu else "none (GPU rows not measured)"}
+    print(write(rows, summary, info, out))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
