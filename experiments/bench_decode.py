@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision,
                                 f"compiled ({args.compile})")
             if gpu:
-                run.module.denoiser.backbone.attention_kernel = None  # let PyTorch pick flash/efficient
+                run.module.denoiser.backbone.attention = "default"  # let PyTorch pick flash/efficient
                 rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cuda", "bf16")
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
