@@ -84,7 +84,7 @@ class MarginalDecoder(Decoder):
             # the float64 [B, A, V] work, which dominates a step for real vocabularies
             window = current.unsqueeze(1) * self.block_length + torch.arange(self.block_length, device=device)
             log_probs = take_positions(out.log_probs[:, prompt_length:], window)
-            sample_w, rank_w = self.sampling_weights(log_probs, window, context.eos_id)
+            sample_w, rank_w = self.sampling_weights(log_probs, window, context.end_ids)
             gumbel = gumbel_noise(sample_w.shape, generator, device)
             window_draft = (sample_w + gumbel).argmax(dim=-1)
             window_confidence = rank_w.gather(-1, window_draft.unsqueeze(-1)).squeeze(-1).exp()
