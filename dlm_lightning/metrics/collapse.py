@@ -6,7 +6,9 @@ for the same prompts (names in docs/collapse.md).
   of decoded - data, paired by prompt), ``length/bias`` (its absolute value), ``length/tv`` (total
   variation between the two length histograms), ``length/early_stop`` (share of prompts whose decoded
   answer ends before the data's, among prompts whose data answer ends inside the canvas) and
-  ``length/no_end`` (decoded answers without an end token).
+  ``length/no_end`` (decoded answers without an end token); the two length distributions themselves
+  as ``length/hist/lFF-LL`` and ``length/data_hist/lFF-LL`` (share of answers per length bin; the
+  last bin ends at A, no end).
 - profile, per distance bucket ``dFF-LL`` of answer positions (pad variants read as [EOS]):
   ``profile/kl/...`` = KL(decoded law || data law), the data law add-one smoothed over the vocabulary;
   ``profile/top_share/...`` and ``profile/data_top_share/...`` = share of the corpus's ``top_k`` most
@@ -125,6 +127,10 @@ class CollapseMetrics(Metric):
             "length/early_stop": self.early_stops / self.ended_data.clamp_min(1),
             "length/no_end": self.decoded_lengths[-1] / pairs,
         }
+        for first, last in distance_buckets(self.answer_length + 1, 8):
+            name = f"l{first:02d}-{last:02d}"
+            out[f"length/hist/{name}"] = self.decoded_lengths[first:last + 1].sum() / pairs
+            out[f"length/data_hist/{name}"] = self.data_lengths[first:last + 1].sum() / pairs
         for k, (first, last) in enumerate(self.buckets):
             name = f"d{first:02d}-{last:02d}"
             decoded, data = self.decoded_counts[k], self.data_counts[k]

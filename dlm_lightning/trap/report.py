@@ -16,12 +16,13 @@ CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "tr
 
 
 def markdown_table(rows: list[dict], rules: tuple[str, ...]) -> str:
-    head = ["decoder", "tokens/step", "NFE", "validity", *rules, "mixed entities /100", "unigram H (bits)",
-            "tokens/s", "ms/step", "step cost vs marginal"]
+    head = ["decoder", "tokens/step", "NFE", "validity", "length bias", "length TV", *rules, "mixed entities /100",
+            "unigram H (bits)", "tokens/s", "ms/step", "step cost vs marginal"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["tokens_per_step"], r["decoder"] != BASELINE, r["decoder"])):
         ratio = "" if r["step_cost_vs_marginal"] is None else f"{r['step_cost_vs_marginal']:.2f}x"
         cells = [r["decoder"], str(r["tokens_per_step"]), f"{r['nfe']:.1f}", f"{r['validity']:.3f}",
+                 f"{r['length/bias']:.2f}", f"{r['length/tv']:.3f}",
                  *(f"{r[f'violation/{rule}']:.3f}" for rule in rules),
                  f"{100 * r.get('committed_invalid_entities', 0.0):.1f}", f"{r['unigram_entropy']:.2f}",
                  f"{r['tokens_per_s']:.0f}", f"{r['ms_per_step']:.1f}", ratio]
@@ -47,7 +48,8 @@ def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
              "NFE = denoiser calls per answer (a decoder that verifies its drafts, such as speculative, may spend more "
              "than tokens/step implies; the others spend exactly answer length / tokens/step); rule columns "
              "are violation rates; mixed entities: pairs committed in one step that never co-occur (per 100 "
-             "answers); step cost: median per-step time over the marginal decoder's on the same batch.", "",
+             "answers); length bias and TV: |mean answer length - the data's| and the total variation between "
+             "the two length distributions (frequency collapse, docs/collapse.md); step cost: median per-step time over the marginal decoder's on the same batch.", "",
              markdown_table(rows, rules), ""]
     line = summary(rows)
     return "\n".join(lines + ([f"- {line}", ""] if line else []))

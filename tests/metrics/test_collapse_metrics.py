@@ -36,6 +36,9 @@ def test_length_metrics_exact():
     assert float(out["length/tv"]) == pytest.approx(0.5 * 4 / 3)
     assert float(out["length/early_stop"]) == pytest.approx(1 / 3)
     assert float(out["length/no_end"]) == pytest.approx(1 / 3)
+    # lengths 0..4 in (up to) 8 bins: one length per bin here
+    assert [float(out[f"length/hist/l{n:02d}-{n:02d}"]) for n in range(5)] == pytest.approx([0, 1 / 3, 1 / 3, 0, 1 / 3])
+    assert [float(out[f"length/data_hist/l{n:02d}-{n:02d}"]) for n in range(5)] == pytest.approx([0, 0, 2 / 3, 1 / 3, 0])
 
 
 def test_profile_exact_per_bucket():
