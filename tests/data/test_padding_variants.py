@@ -84,6 +84,7 @@ def test_decoders_ban_every_end_token_before_min_length():
     (["data.padding=zigzag"], "data.padding"),
     (["data.padding=rainbow", "data.pad_cycle=40"], "data.pad_cycle"),
     (["data.padding=rainbow", "data.pad_cycle=0"], "data.pad_cycle"),
+    (["data=shakespeare", "+data.padding=rainbow"], "data.padding"),  # packed text has no answer padding
 ])
 def test_bad_padding_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as error:
