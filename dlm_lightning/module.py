@@ -16,6 +16,8 @@ from dlm_lightning.checkpoint import check_signature, model_signature
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.decoders.base import DecodeContext, Decoder
 from dlm_lightning.errors import TrainingDiverged, require
+from dlm_lightning.loss_weights import training_weights
+from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.entities import committed_mixed_pairs, mixed_pair_codes
 from dlm_lightning.metrics.nelbo import NELBOBound
 from dlm_lightning.metrics.positions import PositionDiagnostics
@@ -30,7 +32,7 @@ class MaskedDiffusionLM(L.LightningModule):
     def __init__(self, backbone: nn.Module, schedule: NoiseSchedule, decoder: Decoder, data_info: DataInfo,
                  optimizer: Callable, lr_schedule: Callable | None = None, seed: int = 0,
                  train_t_range: tuple[float, float] = (T_MIN, 1.0), eval_decode_batches: int = 1,
-                 dependency_head: nn.Module | None = None):
+                 dependency_head: nn.Module | None = None, cart: bool = False, cart_p: float = 0.3):
         super().__init__()
         lr = getattr(optimizer, "keywords", {}).get("lr", 1.0)
         require(lr > 0, "optimizer.lr", lr, "must be > 0")
@@ -38,6 +40,9 @@ class MaskedDiffusionLM(L.LightningModule):
         require(T_MIN <= low < high <= 1.0, "train_t_range", list(train_t_range),
                 f"must satisfy {T_MIN} <= low < high <= 1 (training only; reported NELBO always uses [{T_MIN}, 1])")
         require(eval_decode_batches >= 0, "eval_decode_batches", eval_decode_batches, "must be >= 0")
+        require(0 < cart_p < 1, "cart_p", cart_p, "must be in (0, 1)")
+        # CART: context-adaptive training weights (loss_weights.py); never in the reported bound
+        self.cart_p = float(cart_p) if cart else None
         self.info, self.schedule, self.decoder = data_info, schedule, decoder
         schedule.setup(data_info)
         self.denoiser = Denoiser(backbone, data_info.mask_id, schedule.needs_time)
@@ -57,6 +62,8 @@ class MaskedDiffusionLM(L.LightningModule):
         self.val_nelbo, self.test_nelbo = NELBOBound(), NELBOBound()
         self.val_samples = SampleQuality(data_info.vocab_size, rules, ignored)
         self.test_samples = SampleQuality(data_info.vocab_size, rules, ignored)
+        # decoded answers against the data's for the same prompts (length bias, token profile, diversity)
+        self.val_collapse, self.test_collapse = CollapseMetrics.for_data(data_info), CollapseMetrics.for_data(data_info)
         self.records: list[dict] = []
 
     # ---- training -------------------------------------------------------------------------------
@@ -67,7 +74,7 @@ class MaskedDiffusionLM(L.LightningModule):
         u = stratified_times(x0.shape[0], None, *self.train_t_range, device=x0.device)
         draws = [self._nelbo(x0, u, torch.rand(x0.shape, device=x0.device))
                  for _ in range(self.schedule.training_draws)]
-        per_sequence = torch.stack([draw.terms.sum(dim=1) for draw in draws]).mean(dim=0)
+        per_sequence = torch.stack([self._training_terms(x0, draw).sum(dim=1) for draw in draws]).mean(dim=0)
         per_sequence = per_sequence + self.schedule.gradient_surrogate(x0, self.distance[: x0.shape[1]], draws)
         # variable-length batches (data.variable_length) are cropped: normalise by their own length
         loss = per_sequence.sum() / (x0.shape[0] * (x0.shape[1] - self.info.prompt_length))
@@ -80,6 +87,12 @@ class MaskedDiffusionLM(L.LightningModule):
             raise TrainingDiverged(f"training loss is {loss.item()} at step {self.global_step}; run stopped")
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def _training_terms(self, x0, draw) -> torch.Tensor:
+        """The draw's terms times the training-only weights (padding=excluded, CART)."""
+        weights = training_weights(x0, draw.masked, draw.t, self.info.prompt_length, self.info.end_ids,
+                                   self.info.loss_excludes_padding, self.cart_p)
+        return draw.terms if weights is None else draw.terms * weights
 
     def _nelbo(self, x0, u, uniforms):
         """One draw (nelbo.Draw: terms, masked, t, out) at the times the schedule maps u to."""
@@ -119,11 +132,13 @@ class MaskedDiffusionLM(L.LightningModule):
             entity_errors = (committed_mixed_pairs(answers, out.commit_step, self.entity_codes, self.info.vocab_size)
                              if self.info.entities else None)
             samples.update(answers, checks, out.nfe, out.seconds, entity_errors)
+            collapse = self.val_collapse if stage == "val" else self.test_collapse
+            collapse.update(answers, x0[:, self.info.prompt_length:])
             self.records.extend(records)
 
     def decode_context(self) -> DecodeContext:
         return DecodeContext(self.denoiser, self.schedule, self.info.mask_id, self.info.eos_id,
-                             getattr(self, "dependency_head", None))
+                             getattr(self, "dependency_head", None), self.info.pad_ids)
 
     def on_validation_epoch_start(self) -> None:
         self.records = []
@@ -133,7 +148,7 @@ class MaskedDiffusionLM(L.LightningModule):
                         decode=batch_idx < self.eval_decode_batches, positions=self.val_positions)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_nelbo, self.val_samples)
+        self._log_metrics("val", self.val_nelbo, self.val_samples, self.val_collapse)
         logger = self.logger.experiment if self.logger is not None else None
         if self.val_positions.update_count > 0:
             by_distance = self.val_positions.compute()
@@ -152,11 +167,12 @@ class MaskedDiffusionLM(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_nelbo, None)
-        self._log_metrics("sample", None, self.test_samples)
+        self._log_metrics("sample", None, self.test_samples, self.test_collapse)
 
-    def _log_metrics(self, prefix: str, nelbo: NELBOBound | None, samples: SampleQuality | None) -> None:
+    def _log_metrics(self, prefix: str, nelbo: NELBOBound | None, samples: SampleQuality | None,
+                     collapse: CollapseMetrics | None = None) -> None:
         values = {}
-        for metric in (nelbo, samples):
+        for metric in (nelbo, samples, collapse):
             if metric is not None and metric.update_count > 0:
                 values.update(metric.compute())
                 metric.reset()

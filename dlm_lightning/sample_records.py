@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from dlm_lightning.data.info import DataInfo
+from dlm_lightning.data.padding import canonical
 
 
 def sample_records(info: DataInfo, tokens: torch.Tensor, index: torch.Tensor) -> tuple[list[dict], list | None]:
     tokenizer, records, checks = info.tokenizer, [], []
+    tokens = canonical(tokens, info.pad_ids, info.eos_id)  # every pad variant reads as [EOS]
     for row, i in zip(tokens.tolist(), index.tolist()):
         prompt = [t for t in row[: info.prompt_length] if t != info.pad_id]
         answer = row[info.prompt_length:]

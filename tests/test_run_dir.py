@@ -73,8 +73,13 @@ def test_tensorboard_scalars_text_and_hparams(cli_runs):
 def test_metrics_json(cli_runs):
     metrics = cli_runs.finished.metrics()
     for key in ("val/nelbo", "val/bpt", "val/ppl", "test/nelbo", "sample/validity", "sample/nfe",
-                "sample/unigram_entropy", "sample/tokens_per_s", "schedule", "decoder"):
+                "sample/unigram_entropy", "sample/tokens_per_s", "schedule", "decoder",
+                "sample/length/bias", "sample/length/tv", "sample/length/early_stop", "sample/diversity/distinct_2",
+                "val/length/bias", "sample/profile/kl/d00-09"):
         assert key in metrics, key
+    # the mean of paired differences is the difference of the means
+    assert math.isclose(metrics["sample/length/bias"],
+                        abs(metrics["sample/length/mean"] - metrics["sample/length/data_mean"]), abs_tol=1e-4)
     assert (metrics["schedule"], metrics["decoder"], metrics["seed"]) == ("uniform", "marginal", 0)
     assert metrics["global_step"] == 2 * STEPS_PER_EPOCH
     assert metrics["sample/nfe"] == 40  # one token per step over a 40-token answer

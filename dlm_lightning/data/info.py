@@ -22,6 +22,13 @@ class DataInfo:
     checker: Optional[Callable[[list[str]], object]] = None  # words -> CheckResult (synthetic data)
     rules: tuple[str, ...] = ()  # the rule names the checker may report
     entities: tuple[tuple[str, ...], ...] = ()  # multi-token entities (words), for the entity-pair metric
+    pad_ids: tuple[int, ...] = ()  # rainbow pads (data/padding.py): each ends an answer like [EOS]
+    loss_excludes_padding: bool = False  # padding=excluded: [EOS] after the first one are not trained on
+
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        """Tokens that end an answer: [EOS] and every pad variant."""
+        return (self.eos_id, *self.pad_ids)
 
     @property
     def answer_length(self) -> int:

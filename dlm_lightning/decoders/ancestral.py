@@ -30,7 +30,7 @@ class AncestralDecoder(Decoder):
             t, s = grid[step].expand(batch, 1), grid[step + 1].expand(batch, 1)
             count = min(self.tokens_per_step, answer_length - step * self.tokens_per_step)
             log_probs = context.denoiser(z, t[:, 0].float()).log_probs[:, prompt_length:]
-            probs = self.sampling_weights(log_probs, distance, context.eos_id)[0].exp()
+            probs = self.sampling_weights(log_probs, distance, context.end_ids)[0].exp()
             move = context.schedule.unmask_prob(t, s, distance, probs)
             mass = move.sum(dim=-1)
             masked = answer == context.mask_id

@@ -29,6 +29,11 @@ class DecodeContext:
     mask_id: int
     eos_id: int
     dependency_head: torch.nn.Module | None = None
+    pad_ids: tuple[int, ...] = ()  # rainbow pads: each ends an answer like [EOS]
+
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        return (self.eos_id, *self.pad_ids)
 
 
 class Decoder(ABC):
@@ -71,17 +76,19 @@ class Decoder(ABC):
         """Raises ConfigError when this decoder's settings need something the denoiser lacks (e.g. a cache)."""
 
     def sampling_weights(self, log_probs: torch.Tensor, offsets: torch.Tensor,
-                         eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+                         eos_id: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-weights to sample from, log-probabilities to rank by), both float64 [..., V].
 
         ``offsets`` holds the answer position of each row of ``log_probs`` ([...], broadcastable).
         The ranking distribution is the model's after the [EOS] ban, before temperature and top-p
-        (as LLaDA ranks by the untempered probability of the sampled token).
+        (as LLaDA ranks by the untempered probability of the sampled token). ``eos_id`` may be a tuple of
+        end tokens ([EOS] and pad variants): min_length bans them all.
         """
         log_probs = log_probs.double()
         if self.min_length > 0:
             early = (offsets < self.min_length).unsqueeze(-1)
-            is_eos = torch.arange(log_probs.shape[-1], device=log_probs.device) == eos_id
+            ends = torch.tensor(eos_id, device=log_probs.device).reshape(-1)
+            is_eos = torch.isin(torch.arange(log_probs.shape[-1], device=log_probs.device), ends)
             log_probs = log_probs.masked_fill(early & is_eos, float("-inf"))
         log_probs = log_probs.log_softmax(dim=-1)
         return top_p_filter(tempered(log_probs, self.temperature), self.top_p), log_probs

@@ -62,13 +62,13 @@ class JointDecoder(MarginalDecoder):
             noise = window.take(window.gumbel, order)
             for j in range(1, k):
                 log_q = head(hidden[:, : j + 1], positions[:, : j + 1], tokens[:, : j + 1], base[:, : j + 1])[:, j]
-                weights, _ = self.sampling_weights(log_q, order[:, j], context.eos_id)
+                weights, _ = self.sampling_weights(log_q, order[:, j], context.end_ids)
                 tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
             keep = real
         else:
             drafted_w = window.take(window.sample_w, order)
             tokens, keep = self._verify(head, hidden, positions, tokens, base, drafted_w, order, real,
-                                        context.eos_id, generator)
+                                        context.end_ids, generator)
         filled = draft.scatter(1, order, tokens)
         return filled, torch.zeros_like(chosen).scatter(1, order, keep)
 

@@ -12,7 +12,9 @@ commits some of that block's masked positions:
   at most ``tokens_per_step`` per step; the number of steps then depends on the model.
 
 Which positions: ``low_confidence`` takes those whose sampled token is most probable under the model
-(untempered), ``random`` takes uniformly random ones. Subclasses change how the chosen positions'
+(untempered), ``random`` takes uniformly random ones. ``position_decay`` (lambda >= 0) ranks by
+confidence * exp(-lambda * answer offset) instead (PC-Sampler's position-aware calibration, arXiv
+2508.13021): far positions, whose confident [EOS] would end the answer early, are committed later. Subclasses change how the chosen positions'
 tokens are drawn (``_fill``), never which positions are chosen: that keeps comparisons fair.
 """
 
@@ -34,10 +36,12 @@ REMASKING = ("low_confidence", "random")
 class MarginalDecoder(Decoder):
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
-                 threshold: float | None = None, cache: str = "none", refresh_every: int | None = None):
+                 threshold: float | None = None, cache: str = "none", refresh_every: int | None = None,
+                 position_decay: float = 0.0):
         super().__init__(tokens_per_step, temperature, top_p, min_length)
         check_cache_options(cache, refresh_every)
-        self.cache, self.refresh_every = cache, refresh_every
+        require(position_decay >= 0, "position_decay", position_decay, "must be >= 0 (0 = plain confidence)")
+        self.cache, self.refresh_every, self.position_decay = cache, refresh_every, float(position_decay)
         require(isinstance(block_length, int) and block_length >= 1, "block_length", block_length,
                 "must be an integer >= 1")
         require(remasking in REMASKING, "remasking", remasking, f"one of {', '.join(REMASKING)}")
@@ -91,7 +95,7 @@ class MarginalDecoder(Decoder):
             # the float64 [B, A, V] work, which dominates a step for real vocabularies
             window = current.unsqueeze(1) * self.block_length + torch.arange(self.block_length, device=device)
             log_probs = take_positions(out.log_probs, out.columns(window + prompt_length))
-            sample_w, rank_w = self.sampling_weights(log_probs, window, context.eos_id)
+            sample_w, rank_w = self.sampling_weights(log_probs, window, context.end_ids)
             gumbel = gumbel_noise(sample_w.shape, generator, device)
             window_draft = (sample_w + gumbel).argmax(dim=-1)
             window_confidence = rank_w.gather(-1, window_draft.unsqueeze(-1)).squeeze(-1).exp()
@@ -123,7 +127,8 @@ class MarginalDecoder(Decoder):
         if self.remasking == "random":
             score = torch.rand(eligible.shape, generator=generator, device=eligible.device, dtype=torch.float64)
         else:
-            score = confidence
+            offsets = torch.arange(eligible.shape[1], device=eligible.device, dtype=confidence.dtype)
+            score = confidence * torch.exp(-self.position_decay * offsets) if self.position_decay else confidence
         score = torch.where(eligible, score, float("-inf"))
         order = score.argsort(dim=1, descending=True, stable=True)
         take = torch.arange(eligible.shape[1], device=eligible.device) < count.unsqueeze(1)

@@ -10,7 +10,8 @@ from dlm_lightning.report.jobs import OK, Job
 
 # Whether a smaller or a larger value is better, by the metric's last name component; metrics not
 # listed (entropy, NFE, ...) are descriptive and never marked best.
-DIRECTIONS = {"nelbo": min, "bpt": min, "ppl": min, "seconds": min, "validity": max, "tokens_per_s": max}
+DIRECTIONS = {"nelbo": min, "bpt": min, "ppl": min, "seconds": min, "validity": max, "tokens_per_s": max,
+              "bias": min, "tv": min, "early_stop": min}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dlm_lightning.build import build
 from dlm_lightning.cli import compose_config
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.judge.scoring import score_answers
+from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.entities import committed_mixed_pairs
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.runs import LoadedRun
@@ -48,6 +49,7 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: in
     require(1 <= samples <= size, "samples", samples, f"must be between 1 and the test split's {size}")
     ids = torch.stack([dataset[i]["input_ids"] for i in range(samples)])
     metrics = {key: SampleQuality(info.vocab_size, info.rules, tuple(info.special_ids)) for key in built}
+    collapse = {key: CollapseMetrics.for_data(info) for key in built}
     step_seconds = {key: [] for key in built}
     answers_of = {key: [] for key in built}  # suite-token answers, for the judge
     context = module.decode_context()
@@ -68,9 +70,10 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: in
                                  if info.entities else None)
                 metrics[key].update(answers, checks, out.nfe, out.seconds, entity_errors)
                 answers_of[key].extend(answers.tolist())
+                collapse[key].update(answers, ids[start: start + batch_size, info.prompt_length:])
     rows = []
     for (name, k), metric in metrics.items():
-        values = {m: float(v) for m, v in metric.compute().items()}
+        values = {m: float(v) for m, v in {**metric.compute(), **collapse[name, k].compute()}.items()}
         baseline = step_seconds.get((BASELINE, k))
         ratio = statistics.median(a / b for a, b in zip(step_seconds[name, k], baseline)) if baseline else None
         if "validity" in values:

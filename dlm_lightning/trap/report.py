@@ -18,14 +18,16 @@ CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "tr
 def markdown_table(rows: list[dict], rules: tuple[str, ...]) -> str:
     checked = all("validity" in r for r in rows)  # data with a checker (the corpus)
     judged = all("gen_ppl" in r for r in rows)
-    head = ["decoder", "tokens/step", "NFE", *(["validity", *rules, "mixed entities /100"] if checked else []),
+    head = ["decoder", "tokens/step", "NFE", *(["validity"] if checked else []), "length bias", "length TV",
+            *([*rules, "mixed entities /100"] if checked else []),
             *(["gen. ppl", "judge tokens"] if judged else []), *(["MAUVE"] if judged and "mauve" in rows[0] else []),
             "unigram H (bits)", "tokens/s", "ms/step", "step cost vs marginal"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["tokens_per_step"], r["decoder"] != BASELINE, r["decoder"])):
         ratio = "" if r["step_cost_vs_marginal"] is None else f"{r['step_cost_vs_marginal']:.2f}x"
-        quality = ([f"{r['validity']:.3f}", *(f"{r[f'violation/{rule}']:.3f}" for rule in rules),
-                    f"{100 * r.get('committed_invalid_entities', 0.0):.1f}"] if checked else [])
+        quality = ([f"{r['validity']:.3f}"] if checked else []) + [f"{r['length/bias']:.2f}", f"{r['length/tv']:.3f}"]
+        quality += ([*(f"{r[f'violation/{rule}']:.3f}" for rule in rules),
+                     f"{100 * r.get('committed_invalid_entities', 0.0):.1f}"] if checked else [])
         judge = [f"{r['gen_ppl']:.1f}", f"{r['gen_tokens']:.0f}"] if judged else []
         judge += [f"{r['mauve']:.3f}"] if judged and "mauve" in r else []
         cells = [r["decoder"], str(r["tokens_per_step"]), f"{r['nfe']:.1f}", *quality, *judge,
@@ -59,9 +61,11 @@ def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
              "NFE = denoiser calls per answer (a decoder that verifies its drafts, such as speculative, may spend more "
              "than tokens/step implies; the others spend exactly answer length / tokens/step); rule columns "
              "are violation rates; mixed entities: pairs committed in one step that never co-occur (per 100 "
-             "answers); gen. ppl: generative perplexity of the answers under the judge (re-tokenised, scored up to and "
-             "including the first end of text; always read with the unigram entropy beside it: low entropy games "
-             "it); step cost: median per-step time over the marginal decoder's on the same batch.", "",
+             "answers); length bias and TV: |mean answer length - the data's| and the total variation between "
+             "the two length distributions (frequency collapse, docs/collapse.md); gen. ppl: generative perplexity "
+             "of the answers under the judge (re-tokenised, scored up to and including the first end of text; always "
+             "read with the unigram entropy beside it: low entropy games it); step cost: median per-step time over "
+             "the marginal decoder's on the same batch.", "",
              markdown_table(rows, rules), ""]
     line = summary(rows)
     return "\n".join(lines + ([f"- {line}", ""] if line else []))

@@ -50,7 +50,7 @@ def test_trap_writes_every_output_with_one_row_per_decoder_and_k(run_dir, tmp_pa
     report = json.loads((out / "trap.json").read_text())
     assert report["settings"]["run"] == str(run_dir) and len(report["rows"]) == 4
     text = (out / "trap.md").read_text()
-    assert "| decoder | tokens/step | NFE | validity | structure |" in text and "| joint | 4 | 4.0 |" in text
+    assert "| decoder | tokens/step | NFE | validity | length bias | length TV | structure |" in text and "| joint | 4 | 4.0 |" in text
     assert (out / "trap.png").stat().st_size > 10_000
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 

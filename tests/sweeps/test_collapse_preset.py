@@ -1,0 +1,28 @@
+"""experiment=collapse: the grid it sweeps, and that a decoder's block length never forces a retraining."""
+
+from omegaconf import OmegaConf
+
+from dlm_lightning.reuse import training_fingerprint
+from suite_helpers import compose_config
+
+
+def _job(*overrides):
+    cfg = OmegaConf.create(OmegaConf.to_container(compose_config(["experiment=collapse", *overrides])))
+    cfg.choices = {"schedule": "uniform", "decoder": "marginal"}  # as experiment.new_run saves it
+    return cfg
+
+
+def test_the_collapse_grid_is_schedule_padding_blocks_and_seeds():
+    params = compose_config(["experiment=collapse"], hydra=True).hydra.sweeper.params
+    grid = {key: str(value).split(",") for key, value in OmegaConf.to_container(params).items()}
+    assert grid == {"schedule": ["uniform", "adaptive", "info"], "data.padding": ["eos", "rainbow", "excluded"],
+                    "decoder.block_length": ["40", "8"], "seed": ["0", "1", "2"]}
+    cfg = compose_config(["experiment=collapse"])
+    assert cfg.reuse_training is True and cfg.decoder.tokens_per_step == 1
+    assert cfg.trainer.max_epochs * cfg.data.train_size // cfg.data.batch_size == 300
+
+
+def test_block_length_jobs_share_their_training_and_padding_jobs_do_not():
+    one_block = training_fingerprint(_job("decoder.block_length=40"))
+    assert training_fingerprint(_job("decoder.block_length=8")) == one_block
+    assert training_fingerprint(_job("decoder.block_length=40", "data.padding=rainbow")) != one_block
