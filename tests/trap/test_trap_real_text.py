@@ -59,12 +59,13 @@ def test_the_trap_runs_on_real_text_with_a_judge_and_reports_the_gap(runs, tmp_p
     for row in rows:
         assert row["nfe"] == 16 / row["tokens_per_step"] and "validity" not in row
         assert 1.0 < row["gen_ppl"] < 600 and row["gen_tokens"] > 0 and row["unigram_entropy"] > 0
+        assert 0.0 <= row["length/tv"] <= 1.0 and 0.0 <= row["diversity/distinct_2"] <= 1.0
     by_k = {(r["decoder"], r["tokens_per_step"]): r for r in rows}
     assert by_k["joint", 1]["gen_ppl"] == by_k["marginal", 1]["gen_ppl"]  # one token per step: the same samples
     assert [(g["by"], g["value"]) for g in report["gap"]] == [("distance", 1), ("distance", 3), ("k", 2), ("k", 4)]
     assert all(math.isfinite(g["gap_nats_per_token"]) and g["rows"] > 0 for g in report["gap"])
     text = (out / "trap.md").read_text()
-    assert "| decoder | tokens/step | NFE | gen. ppl | judge tokens | unigram H (bits) |" in text
+    assert "| decoder | tokens/step | NFE | length bias | length TV | gen. ppl | judge tokens | unigram H (bits) |" in text
     assert "## Factorisation gap" in text and report["settings"]["judge"] == f"run {judge}"
     assert (out / "trap.png").stat().st_size > 10_000 and list((out / "tensorboard").glob("events.out.tfevents.*"))
 
