@@ -70,7 +70,11 @@ class HFBackbone(nn.Module):
         if gradient_checkpointing:
             require(getattr(self.model, "supports_gradient_checkpointing", False), "gradient_checkpointing",
                     True, f"{type(self.model).__name__} does not support gradient checkpointing")
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(self.model, "activation_checkpointing_enable", None)  # transformers >= 5.x name
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if train_mode == "frozen":
             self.model.requires_grad_(False)
         elif train_mode == "lora":
