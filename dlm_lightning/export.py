@@ -145,7 +145,10 @@ class DLMForMaskedDiffusion(PreTrainedModel):
             model_node["name_or_path"] = str(directory / relative)  # the exported backbone files
         state = load_file(str(directory / WEIGHTS))
         counts = state.pop(COUNTS_KEY)
-        tokenizer = AutoTokenizer.from_pretrained(str(directory)) if (directory / "tokenizer_config.json").exists() else None
+        # the directory's config names modeling_dlm.py (this module's classes), which transformers
+        # would otherwise ask about interactively before reading the tokenizer
+        tokenizer = (AutoTokenizer.from_pretrained(str(directory), trust_remote_code=True)
+                     if (directory / "tokenizer_config.json").exists() else None)
         model = cls(config, counts, tokenizer)
         missing, unexpected = model.diffusion.load_state_dict(state, strict=False)
         untied = [k for k in missing if not _is_tied(model.diffusion, k, state)]
@@ -172,7 +175,7 @@ def model_card(config: DLMConfig, source_run: str | None) -> str:
              + (f", head `{choices.get('head')}`" if choices.get("head") else "") + ".", "",
              "```python", "from transformers import AutoModel, AutoTokenizer",
              "model = AutoModel.from_pretrained(path, trust_remote_code=True)  # needs pip install dlm-lightning",
-             "tokenizer = AutoTokenizer.from_pretrained(path)", "```", "",
+             "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)", "```", "",
              "Generate with `python -m experiments.generate model_path=<this directory> prompt=\"...\"`.", "",
              "## Metrics", ""]
     if metrics:

@@ -142,14 +142,17 @@ def hf_generator(name: str, device: str = "cpu", hf: dict | None = None, gen_len
     unknown = sorted(set(options) - set(HF_DEFAULTS))
     if unknown:
         raise ConfigError(f"hf.{unknown[0]}", options[unknown[0]], f"unknown key; valid keys: {', '.join(HF_DEFAULTS)}")
-    tokenizer = ModelTokenizer(name, options["mask_id"], options["trust_remote_code"], options["revision"]).load()
+    tokenizer = ModelTokenizer(name, options["mask_id"], options["trust_remote_code"], options["revision"], key="hf").load()
     vocab = len(tokenizer)
     info = DataInfo(vocab_size=vocab, mask_id=tokenizer.mask_token_id, pad_id=tokenizer.pad_token_id,
                     eos_id=tokenizer.eos_token_id, prompt_length=0, seq_len=gen_length,
                     special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
                     token_counts=torch.zeros(vocab, dtype=torch.float64), tokenizer=tokenizer)
-    backbone = HFBackbone(vocab, 1, name_or_path=name, **{k: options[k] for k in HF_DEFAULTS if k != "mask_id"},
-                          train_mode="frozen")
+    try:
+        backbone = HFBackbone(vocab, 1, name_or_path=name, **{k: options[k] for k in HF_DEFAULTS if k != "mask_id"},
+                              train_mode="frozen")
+    except ConfigError as error:
+        raise error.under("hf") if error.key != "name_or_path" else ConfigError("model", name, error.allowed) from None
     schedule = UniformSchedule()
     schedule.setup(info)
     denoiser = Denoiser(backbone, info.mask_id, needs_time=False).to(device).eval()

@@ -17,9 +17,10 @@ from dlm_lightning.errors import ConfigError
 
 class ModelTokenizer:
     def __init__(self, name: str | None, mask_id: int | None = None, trust_remote_code: bool = False,
-                 revision: str | None = None):
+                 revision: str | None = None, key: str = "model"):
+        self.key = key  # where the user sets these options, for error messages (generate: hf)
         if not isinstance(name, str) or not name:
-            raise ConfigError("model.name_or_path", name, "data/tokenizer=model reads the tokenizer of a "
+            raise ConfigError(f"{key}.name_or_path", name, "data/tokenizer=model reads the tokenizer of a "
                               "pretrained model: set model.name_or_path")
         self.name, self.mask_id = name, mask_id
         self.options = {"trust_remote_code": trust_remote_code, "revision": revision}
@@ -35,17 +36,17 @@ class ModelTokenizer:
             raise DataSourceError(f"cannot load the tokenizer of {self.name!r}: {str(error).splitlines()[0]}") from None
         if not hasattr(tokenizer, "backend_tokenizer"):
             raise DataSourceError(f"the tokenizer of {self.name!r} has no fast (Rust) implementation")
-        return with_model_roles(tokenizer, self.mask_id, self.name)
+        return with_model_roles(tokenizer, self.mask_id, self.name, self.key)
 
 
-def with_model_roles(tokenizer, mask_id: int | None, name: str):
+def with_model_roles(tokenizer, mask_id: int | None, name: str, key: str = "model"):
     if mask_id is not None:
         if not 0 <= mask_id < len(tokenizer):
-            raise ConfigError("model.mask_id", mask_id, f"must be a token id of {name}'s tokenizer, in [0, {len(tokenizer)})")
+            raise ConfigError(f"{key}.mask_id", mask_id, f"must be a token id of {name}'s tokenizer, in [0, {len(tokenizer)})")
         tokenizer.add_special_tokens({"mask_token": tokenizer.convert_ids_to_tokens(mask_id)})
     elif tokenizer.mask_token_id is None:
-        raise ConfigError("model.mask_id", None, f"the tokenizer of {name} has no mask token: set "
-                          f"model.mask_id=<token id> (LLaDA: 126336)")
+        raise ConfigError(f"{key}.mask_id", None, f"the tokenizer of {name} has no mask token: set "
+                          f"{key}.mask_id=<token id> (LLaDA: 126336)")
     if tokenizer.eos_token_id is None:
         tokenizer.add_special_tokens({"eos_token": tokenizer.sep_token or EOS})
     if tokenizer.pad_token_id is None:

@@ -105,4 +105,5 @@ def save_causal_lm(directory: Path) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=64)).save_pretrained(str(directory))
+    corpus_tokenizer().save_pretrained(str(directory))
     return Path(directory)
