@@ -63,6 +63,9 @@ class HFBackbone(nn.Module):
                     f"the schedule needs a denoiser that reads t, and {self.name}'s forward takes no "
                     f"{embeds_argument!r} to add a time embedding to (set model.embeds_argument to its "
                     f"embeddings argument, or use schedule=uniform/adaptive)")
+            # LLaDA's forward requires input_ids even beside embeddings; BERT's refuses both at once
+            ids = accepted.get("input_ids")
+            self.ids_with_embeds = ids is not None and ids.default is inspect.Parameter.empty
             self.time_mlp = nn.Sequential(nn.Linear(self.d_model, self.d_model), nn.SiLU(),
                                           nn.Linear(self.d_model, self.d_model))
             nn.init.zeros_(self.time_mlp[-1].weight)
@@ -114,6 +117,8 @@ class HFBackbone(nn.Module):
             embeds = self.model.get_input_embeddings()(tokens)
             time = self.time_mlp(timestep_embedding(t, self.d_model).to(self.time_mlp[0].weight.dtype))
             inputs = {self.embeds_argument: embeds + time[:, None, :].to(embeds.dtype)}
+            if self.ids_with_embeds:
+                inputs["input_ids"] = tokens
         with torch.no_grad() if self.train_mode == "frozen" else torch.enable_grad():
             out = self.model(**inputs, output_hidden_states=True, return_dict=True)
         logits, hidden = out.logits[..., : self.vocab_size], out.hidden_states[-1]

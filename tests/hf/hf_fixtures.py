@@ -48,7 +48,7 @@ class TinyDLMModel(PreTrainedModel):
     def get_input_embeddings(self):
         return self.wte
 
-    def forward(self, input_ids=None, input_embeddings=None, attention_mask=None, output_hidden_states=None,
+    def forward(self, input_ids, input_embeddings=None, attention_mask=None, output_hidden_states=None,
                 return_dict=None, **kwargs):
         h = self.wte(input_ids) if input_embeddings is None else input_embeddings
         h = h + self.wpe.weight[: h.shape[1]]
