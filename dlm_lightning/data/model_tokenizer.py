@@ -19,15 +19,15 @@ class ModelTokenizer:
     def __init__(self, name: str | None, mask_id: int | None = None, trust_remote_code: bool = False,
                  revision: str | None = None, key: str = "model"):
         self.key = key  # where the user sets these options, for error messages (generate: hf)
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{key}.name_or_path", name, "data/tokenizer=model reads the tokenizer of a "
-                              "pretrained model: set model.name_or_path")
         self.name, self.mask_id = name, mask_id
         self.options = {"trust_remote_code": trust_remote_code, "revision": revision}
 
     def load(self, source=None, cache_dir: str | Path | None = None):
         from transformers import AutoTokenizer
 
+        if not isinstance(self.name, str) or not self.name:  # checked on use, so configs build without a model
+            raise ConfigError(f"{self.key}.name_or_path", self.name, "data/tokenizer=model reads the tokenizer "
+                              "of a pretrained model: set model.name_or_path")
         if self.name.startswith(("/", "./", "../", "~")) and not Path(self.name).expanduser().exists():
             raise DataSourceError(f"model directory {self.name!r} does not exist")
         try:
