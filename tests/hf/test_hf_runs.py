@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_fixtures import save_causal_lm, save_remote_dlm, save_tiny_bert
 from suite_helpers import REPO, compose_config
 
 from dlm_lightning.experiment import new_run, run_experiment
@@ -29,13 +28,6 @@ def train(path: Path, overrides: list[str]) -> Path:
                               "head": "dependency"})
     run_experiment(cfg, path)
     return path
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf_models")
-    return {"bert": save_tiny_bert(root / "bert"), "remote": save_remote_dlm(root / "remote"),
-            "gpt": save_causal_lm(root / "gpt")}
 
 
 @pytest.fixture(scope="module")
