@@ -100,7 +100,9 @@ class HFBackbone(nn.Module):
     def _check_length(self, hf_config, max_seq_len: int) -> None:
         limit = getattr(hf_config, "max_position_embeddings", None) or getattr(hf_config, "max_sequence_length", None)
         if limit is not None and max_seq_len > limit:
-            raise ConfigError("data.seq_len", max_seq_len, f"must be <= {limit}, the longest sequence {self.name} takes")
+            # a data key, named in full (not under model.)
+            raise UserError(f"data.seq_len={max_seq_len} is invalid: must be <= {limit}, the longest sequence "
+                            f"{self.name} takes")
 
     # ---- the backbone contract ------------------------------------------------------------------
     def train(self, mode: bool = True):
