@@ -70,6 +70,12 @@ def build_module(cfg: DictConfig, info):
     head = None  # the optional dependency head (head=dependency) reads the backbone's hidden states
     if cfg.get("head") is not None:
         head = build(cfg, "head", d_model=backbone.d_model, vocab_size=info.vocab_size, max_seq_len=info.seq_len)
+    # a frozen backbone (model.train_mode=frozen) leaves only the head (or a learnable schedule) to train
+    trainable = [p for part in (backbone, head, schedule) if part is not None for p in part.parameters()
+                 if p.requires_grad]
+    if not trainable:
+        raise ConfigError("head", None, "the backbone is frozen and nothing else has weights to train: "
+                          "add head=dependency (the dependency head trains on the frozen backbone)")
     # decoder settings that this answer length or model cannot use fail here, before training
     with config_group("decoder", cfg.decoder):
         try:

@@ -14,6 +14,7 @@ from torch import nn
 
 from dlm_lightning.checkpoint import check_signature, model_signature
 from dlm_lightning.data.info import DataInfo
+from dlm_lightning.data.portable import info_to_dict
 from dlm_lightning.decoders.base import DecodeContext, Decoder
 from dlm_lightning.errors import TrainingDiverged, require
 from dlm_lightning.loss_weights import training_weights
@@ -185,7 +186,8 @@ class MaskedDiffusionLM(L.LightningModule):
 
     # ---- optimisation and checkpoints -----------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        # frozen weights (a frozen pretrained backbone) get no optimizer state
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.lr_schedule_factory is None:
             return optimizer
         scheduler = self.lr_schedule_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
@@ -193,6 +195,7 @@ class MaskedDiffusionLM(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["dlm_signature"] = {"data": self.info.signature(), "model": model_signature(self)}
+        checkpoint["dlm_data_info"] = info_to_dict(self.info)  # load_run needs no data module
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_signature(checkpoint.get("dlm_signature"), {"data": self.info.signature(),

@@ -2,12 +2,14 @@
 
 A run is named by its directory (``config.yaml`` + ``checkpoints/``) or by one of its checkpoint
 files (``<run>/checkpoints/*.ckpt``). The module is rebuilt from the saved config exactly as training
-built it, then the checkpoint's weights are loaded after its signature is checked.
+built it, then the checkpoint's weights are loaded after its signature is checked. The data facts the
+model needs travel in the checkpoint (with ``<run>/tokenizer``), so the data module is built only when
+``LoadedRun.datamodule`` is read (older checkpoints without them rebuild it at once).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from dlm_lightning.build import build, build_module
 from dlm_lightning.checkpoint import read_checkpoint
 from dlm_lightning.data.info import DataInfo
+from dlm_lightning.data.portable import info_from_dict
 from dlm_lightning.errors import RunDirError, require
-from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT
+from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, TOKENIZER_DIR
 
 CHECKPOINTS = ("last", "best")
 
@@ -29,7 +32,15 @@ class LoadedRun:
     cfg: DictConfig
     info: DataInfo
     module: torch.nn.Module  # the MaskedDiffusionLM, in eval mode
-    datamodule: object  # the run's DataModule (its splits, e.g. ``datamodule.dataset("test")``)
+    built_datamodule: object = field(default=None, repr=False)
+
+    @property
+    def datamodule(self):
+        """The run's DataModule (its splits, e.g. ``datamodule.dataset("test")``), built on first use."""
+        if self.built_datamodule is None:
+            self.built_datamodule = build(self.cfg, "data")
+            self.built_datamodule.data_info()  # settles split sizes, as when the run trained
+        return self.built_datamodule
 
     @property
     def schedule_name(self) -> str | None:
@@ -78,9 +89,6 @@ def _recorded_best(last: Path) -> str | None:
 def load_run(path: str | Path, which: str = "last", device: str | torch.device = "cpu") -> LoadedRun:
     run_dir, checkpoint_path = find_checkpoint(Path(path), which)
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    datamodule = build(cfg, "data")
-    info = datamodule.data_info()
-    module = build_module(cfg, info)
     # Lightning checkpoints of this suite hold only tensors and plain containers; a damaged one fails in
     # one line that names the run's other checkpoint when that one reads
     other = "best" if which == "last" else "last"
@@ -89,6 +97,16 @@ def load_run(path: str | Path, which: str = "last", device: str | torch.device =
     except RunDirError:
         fallback = None
     checkpoint = read_checkpoint(checkpoint_path, fallback)
+    # the data facts travel in the checkpoint: no need to rebuild (or even have) the training data
+    datamodule, facts, tokenizer_dir = None, checkpoint.get("dlm_data_info"), run_dir / TOKENIZER_DIR
+    if facts is not None and tokenizer_dir.is_dir():
+        from transformers import AutoTokenizer
+
+        info = info_from_dict(facts, AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    else:
+        datamodule = build(cfg, "data")
+        info = datamodule.data_info()
+    module = build_module(cfg, info)
     module.on_load_checkpoint(checkpoint)  # refuses another vocabulary or model shape, in one line
     module.load_state_dict(checkpoint["state_dict"])
     module.to(device).eval()

@@ -37,6 +37,10 @@ COMPOSE_ONLY = {
     "experiment=ablation_gpu": "needs CUDA GPUs (trainer.accelerator=gpu)",
     "judge=hf": "downloads its judge (gpt2-large) from the Hugging Face hub; tests/judge builds local ones",
     "judge=suite": "needs a run trained with objective=autoregressive (judge.run); tests/trap trains one",
+    "trainer=fsdp_8b": "needs CUDA GPUs (FSDP)",
+    "model=hf": "needs model.name_or_path, a Hugging Face model; tests/hf builds tiny local ones",
+    "experiment=llada_frozen_head": "needs CUDA GPUs and LLaDA-8B (tests/hf/test_hf_configs.py checks it)",
+    "experiment=dream_sft_adaptive": "needs CUDA GPUs and Dream-7B (tests/hf/test_hf_configs.py checks it)",
 }
 # The DataModule is built, but its data is not prepared (data_info), nor the model on top of it; this also
 # applies to any option whose composed config selects one of these (e.g. an experiment preset).
@@ -52,6 +56,8 @@ NO_DATA_PREPARATION = {
     "data=wikitext103": "downloads WikiText-103 from the Hugging Face hub",
     "data/tokenizer=bpe": "prepared with a data option, and every one that uses it is listed here",
     "data/tokenizer=pretrained": "downloads a tokenizer from the Hugging Face hub",
+    "data/tokenizer=model": "reads the tokenizer of model.name_or_path (tests/hf builds local models)",
+    "data=sft_json": "reads a user JSON/JSONL file (data.source.data_files) with a model's tokenizer",
 }
 # Groups whose options change what is decoded: these options also decode two prompts.
 DECODING_GROUPS = ("decoder", "head", "schedule", "experiment")
