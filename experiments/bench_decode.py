@@ -17,7 +17,6 @@ prints its path last.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import subprocess
 import sys
@@ -30,9 +29,10 @@ from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
 from dlm_lightning.decode_bench.settings import build_decoders, grid
 from dlm_lightning.decode_bench.untrained import untrained_run
 from dlm_lightning.errors import RunDirError, UserError, require
-from dlm_lightning.launch.names import timestamp
+from dlm_lightning.run_layout import unused_output_dir
 from dlm_lightning.models.compile import compile_backbone
 from dlm_lightning.runs import load_run
+from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 
 def training_overrides(answer_length: int, minutes: int, batch_size: int, samples: int) -> list[str]:
@@ -56,14 +56,6 @@ def train(overrides: list[str]) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def claim(out: Path | None) -> Path:
-    out = out or Path("outputs/bench_decode") / timestamp()
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"--out {out} is not empty; choose a new directory (earlier results are never overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def parse_runs(items: list[str]) -> dict[int, Path]:
     runs = {}
     for item in items:
@@ -76,21 +68,21 @@ def parse_runs(items: list[str]) -> dict[int, Path]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
     parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
     parser.add_argument("--train-minutes", type=int, default=20,
                         help="training time of a run trained here; 0: untrained weights (speed only, "
                              "quality meaningless)")
-    parser.add_argument("--train-batch", type=int, default=32, help="documents per training step")
+    parser.add_argument("--train-batch", type=positive_int, default=32, help="documents per training step")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
     parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
     parser.add_argument("--threshold-k", type=int, default=8, help="threshold decoder's cap per step; 0: skip it")
     parser.add_argument("--refresh", type=int, nargs="*", default=[1, 2, 4, 8], help="dual refresh_every periods")
     parser.add_argument("--refresh-k", type=int, default=1, help="tokens per step of the refresh rows")
-    parser.add_argument("--block-length", type=int, default=32)
-    parser.add_argument("--samples", type=int, default=64, help="test prompts decoded per setting")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--block-length", type=positive_int, default=32)
+    parser.add_argument("--samples", type=positive_int, default=64, help="test prompts decoded per setting")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="CPU rows (GPU rows: bf16)")
     parser.add_argument("--compile", default=None,
@@ -102,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         runs = parse_runs(args.run)
         settings = grid(args.ks, args.caches, args.threshold_k or None, args.refresh, args.refresh_k)
-        out = claim(args.out)
+        out = unused_output_dir(args.out, "bench_decode")
         rows, used = [], {}
         for length in args.lengths:
             overrides = [*training_overrides(length, args.train_minutes, args.train_batch, args.samples),
@@ -131,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpu precision": args.precision, "compile": args.compile or "off",
             "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
             "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if gpu else "none (GPU rows not measured)"}
+    out.mkdir(parents=True, exist_ok=True)
     print(write(rows, summary, info, out))
     print(out)
 

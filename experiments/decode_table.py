@@ -9,7 +9,6 @@ Prints the markdown table (mean ± std over decoding seeds) and writes it, with 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,14 +16,15 @@ from pathlib import Path
 from dlm_lightning.decode_table import DEFAULT_SETTINGS, decode_table, markdown
 from dlm_lightning.errors import UserError
 from dlm_lightning.runs import load_run
+from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a run directory, or a checkpoint file inside one")
     parser.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS))
-    parser.add_argument("--samples", type=int, default=256, help="test prompts decoded per setting")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--samples", type=positive_int, default=256, help="test prompts decoded per setting")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="decoding seeds")
     parser.add_argument("--out", type=Path, help="write the table here (and a .json beside it)")
     args = parser.parse_args(argv)

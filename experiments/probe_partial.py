@@ -10,7 +10,6 @@ distance to the prompt end (docs/collapse.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from dlm_lightning.launch.names import timestamp
 from dlm_lightning.probe.partial import mask_count_sensitivity, probe_partial_states
 from dlm_lightning.probe.suite_model import SuiteModel
 from dlm_lightning.runs import load_run
+from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 
 def markdown(results: dict, sensitivity: dict, settings: dict) -> str:
@@ -46,12 +46,12 @@ def markdown(results: dict, sensitivity: dict, settings: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--decoder", default="decoder=marginal decoder.block_length=40",
                         help="decoder-group Hydra overrides")
     parser.add_argument("--calls", type=int, nargs="+", default=[0, 10, 20, 30])
-    parser.add_argument("--samples", type=int, default=128, help="test prompts")
+    parser.add_argument("--samples", type=positive_int, default=128, help="test prompts")
     parser.add_argument("--mask-counts", type=int, nargs="*", default=[10, 20, 40])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dlm_lightning.cli import OneLineArgumentParser, check_option, positive_int
 from dlm_lightning.errors import RunDirError, UserError
-from dlm_lightning.launch.names import timestamp
+from dlm_lightning.run_layout import unused_output_dir
 from dlm_lightning.runs import load_run
 from dlm_lightning.judge.load import load_judge
 from dlm_lightning.trap.gap import measure_gap
@@ -37,16 +37,6 @@ def train(overrides: list[str]) -> Path:
     if done.returncode != 0:
         raise RunDirError(f"training failed (exit {done.returncode}); see its error above")
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def unused_directory(out: Path | None) -> Path:
-    """A directory for the results that holds nothing yet (created once they exist): results are never
-    written over earlier ones, and a refused run leaves nothing behind."""
-    out = out or Path("outputs/trap") / timestamp()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"--out {out} is not an empty directory; choose a new one (earlier results are "
-                          f"never overwritten)")
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for name in args.decoders:
             check_option("decoder", name, "--decoders")
-        out = unused_directory(args.out)
+        out = unused_output_dir(args.out, "trap")
         judge = load_judge(args.judge, args.judge_batch_size, args.mauve) if args.judge else None
         run = load_run(args.run_dir or train(argv[split + 1:]))
         rows = measure(run, build_decoders(args.decoders, args.ks, run), args.samples, args.batch_size,

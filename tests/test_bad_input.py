@@ -102,6 +102,19 @@ CASES = [
     ("experiments.bench_schedules", ("--precision", "fp16"), "--precision"),
     ("experiments.report", ("{tmp}/nowhere",), "nowhere"),
     ("experiments.report", ("{notarun}",), "no job directories"),
+    # generation, the decoding benchmark, the decoder table and the partial-state probe
+    ("experiments.generate", ("run={tmp}/nowhere", "prompt=hello"), "nowhere"),
+    ("experiments.generate", ("run={finished}",), "prompt"),
+    ("experiments.generate", ("nope=1",), "nope"),
+    ("experiments.generate", ("run={garbage_ckpt}", "prompt=hello"), "last.ckpt cannot be read"),
+    ("experiments.bench_decode", ("--samples", "0"), "--samples"),
+    ("experiments.bench_decode", ("--caches", "nope"), "caches"),
+    ("experiments.bench_decode", ("--lengths", "64", "--run", "64={tmp}/nowhere"), "nowhere"),
+    ("experiments.bench_decode", ("--out", "{finished}"), "--out"),
+    ("experiments.decode_table", ("{tmp}/nowhere",), "nowhere"),
+    ("experiments.decode_table", ("{finished}", "--samples", "0"), "--samples"),
+    ("experiments.probe_partial", ("{tmp}/nowhere",), "nowhere"),
+    ("experiments.probe_partial", ("{empty_ckpt}",), "last.ckpt is empty"),
 ]
 
 
