@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite_helpers import CONFIG_DIR, REPO, RESUME_RUN, STEPS_PER_EPOCH, TINY, compose_config  # noqa: F401 (re-exported)
+from suite_helpers import (CONFIG_DIR, REPO, RESUME_RUN, STEPS_PER_EPOCH, TINY, cli_command,  # noqa: F401 (re-exported)
+                           cli_env, compose_config)
 
 torch.set_num_threads(1)
 
@@ -140,16 +141,6 @@ def entry(tmp_path, monkeypatch, request):
 def cli(entry):
     """cli(*args) -> CliResult: ``python -m experiments.run *args`` executed in this process (runpy), cwd=tmp_path."""
     return lambda *args: entry("experiments.run", *args)
-
-
-def cli_env() -> dict[str, str]:
-    """The environment of CLI subprocesses: single-threaded torch, no colour codes, Hydra's short errors."""
-    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1", TERM="dumb",
-                HYDRA_FULL_ERROR="0")
-
-
-def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "experiments.run", *args]
 
 
 @pytest.fixture(scope="session")

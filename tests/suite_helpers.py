@@ -25,3 +25,17 @@ def compose_config(overrides=(), config_name: str = "config", hydra: bool = Fals
     from dlm_lightning.cli import compose_config as compose
 
     return compose(overrides, config_name, hydra)
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of CLI subprocesses: single-threaded torch, no colour codes, Hydra's short errors."""
+    import os
+
+    return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", NO_COLOR="1", TERM="dumb",
+                HYDRA_FULL_ERROR="0")
+
+
+def cli_command(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "experiments.run", *args]

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_command, cli_env
-from suite_helpers import REPO
+from suite_helpers import REPO, cli_command, cli_env
 
 # 4 training batches per epoch, 2 epochs, one validation batch, one test batch
 BASE = ("model=tiny", "trainer.max_epochs=2", "data.train_size=128", "data.val_size=32", "data.test_size=32",

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
-from suite_helpers import REPO
+from suite_helpers import REPO, cli_env
 
 JOB = ("model=tiny", "trainer.max_epochs=1", "data.train_size=32", "data.val_size=16", "data.test_size=16",
        "data.batch_size=32", "data.answer_length=16", "data.max_free_sentences=0", "callbacks.progress=null")

@@ -49,7 +49,7 @@ class HFBackbone(nn.Module):
         self.embeds_argument = embeds_argument
         options = {"trust_remote_code": trust_remote_code, "revision": revision}
         hf_config = _load_config(name_or_path, config, vocab_size, max_seq_len, options)
-        _refuse_causal(hf_config, self.name)
+        refuse_causal_lm(hf_config, self.name)
         self.model = _load_model(hf_config, name_or_path, pretrained_weights, auto_class, DTYPES[dtype], options)
         self.d_model = _width(hf_config)
         self._fit_vocabulary(vocab_size)
@@ -173,7 +173,7 @@ def _load_config(name_or_path, config, vocab_size, max_seq_len, options):
                         f"{_first_line(error)}") from None
 
 
-def _refuse_causal(hf_config, name: str) -> None:
+def refuse_causal_lm(hf_config, name: str, key: str = "name_or_path") -> None:
     """A left-to-right LM sees no future tokens: it cannot fill masks anywhere in the sequence."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
@@ -183,7 +183,7 @@ def _refuse_causal(hf_config, name: str) -> None:
     causal_type = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
     causal_head = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
     if (causal_type or causal_head or getattr(hf_config, "is_decoder", False)) and not custom:
-        raise ConfigError("name_or_path", name, f"is a causal (left-to-right) language model ({model_type}); "
+        raise ConfigError(key, name, f"is a causal (left-to-right) language model ({model_type}); "
                           "a masked diffusion backbone must attend both ways: give an AutoModelForMaskedLM "
                           "or a diffusion LM with its own code (LLaDA, Dream: model.trust_remote_code=true)")
 

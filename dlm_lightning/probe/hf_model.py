@@ -8,9 +8,10 @@ the right with an attention mask, so each row's prompt and masks sit where they 
 from __future__ import annotations
 
 import torch
-from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from dlm_lightning.errors import ConfigError, UserError, require
+from dlm_lightning.models.hf import refuse_causal_lm
 from dlm_lightning.probe.source import ProbeModel, resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -30,9 +31,11 @@ class HFModel(ProbeModel):
         self.notes = []
         options = {"trust_remote_code": trust_remote_code, "revision": revision}
         try:
+            config = AutoConfig.from_pretrained(name, **options)
             self.tokenizer = AutoTokenizer.from_pretrained(name, **options)
         except (OSError, ValueError) as error:
             raise UserError(f"hf_model={name}: cannot load its tokenizer: {_first_line(error)}") from None
+        refuse_causal_lm(config, name, "hf_model")  # before its weights are read
         tok = self.tokenizer
         self.mask_id = mask_id if mask_id is not None else tok.mask_token_id
         if self.mask_id is None:

@@ -140,3 +140,13 @@ def test_mask_count_is_capped_by_the_position_table_and_kl_skipped_without_unigr
     assert any("capped at 59" in note for note in result.notes)
     assert "kl" not in result.stats and "rank" not in result.stats
     assert any("no corpus unigram" in note for note in result.notes)
+
+
+def test_a_causal_lm_is_refused_even_with_a_mask_id(models_dir, tmp_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(models_dir["plain"]).save_pretrained(folder)
+    with pytest.raises(ConfigError, match=r"^hf_model='.*gpt2' is invalid: is a causal \(left-to-right\) language model"):
+        HFModel(str(folder), mask_id=3)

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY
+from suite_helpers import TINY
 from dlm_lightning.build import build, build_module
 from dlm_lightning.experiment import new_run
 
