@@ -35,7 +35,7 @@ from dlm_lightning.reuse import find_trained_run, training_fingerprint
 def new_run(run_dir: Path, cfg: DictConfig, choices: dict[str, str]) -> DictConfig:
     """The resolved config of a new run in ``run_dir`` (refusing a used directory). Nothing is written
     here: ``run_experiment`` claims the directory once every component has been built."""
-    if (run_dir / CONFIG_FILE).exists():
+    if rank_zero_only.rank == 0 and (run_dir / CONFIG_FILE).exists():  # other DDP ranks share rank 0's
         raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it, "
                           f"or choose another directory")
     return new_run_config(cfg, choices)
@@ -67,6 +67,9 @@ def continued_sweep_job(run_dir: Path, cfg: DictConfig, choices: dict[str, str])
     ``(saved config, last checkpoint)``, or None (start it afresh; a failed attempt that left no
     checkpoint is cleared first, since it holds no result)."""
     error_file = run_dir / ERROR_FILE
+    if rank_zero_only.rank != 0:  # another DDP rank, started by rank 0's fit: it follows rank 0's decision
+        resumed = (run_dir / LAST_CHECKPOINT).exists() and not (run_dir / METRICS_FILE).exists()
+        return (OmegaConf.load(run_dir / CONFIG_FILE), run_dir / LAST_CHECKPOINT) if resumed else None
     if (run_dir / METRICS_FILE).exists() and not error_file.exists():
         return FINISHED
     if not (run_dir / CONFIG_FILE).exists():

@@ -80,7 +80,7 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2
-    assert "--out bench is not empty" in capsys.readouterr().err
+    assert "--out bench is not an empty directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args[:-1], "other", "--lengths", "64", "--run", f"64={run_dir}"])
     assert "its answer length is 40, not 64" in capsys.readouterr().err

@@ -23,8 +23,7 @@ def test_both_spellings_save_the_schedule_and_its_parameters(compose, tmp_path, 
     cfg = compose([*TINY, spelling, "schedule.w_far=0.3"], hydra=True)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     del cfg.hydra
-    new_run(tmp_path / "run", cfg, choices)
-    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    saved = new_run(tmp_path / "run", cfg, choices)  # the config run_experiment saves as config.yaml
     assert saved.choices.schedule == "adaptive"
     assert saved.schedule._target_ == "dlm_lightning.schedules.adaptive.AdaptiveSchedule"
     assert (saved.schedule.w_near, saved.schedule.w_far, saved.schedule.profile) == (2.0, 0.3, "geometric")
