@@ -157,9 +157,8 @@ def one_line(message: str) -> str:
     for line in message.splitlines():
         if line.startswith("Config search path"):
             break
-        if line.strip():
-            listed = line.startswith("\t") and text.endswith((":", ","))  # Hydra lists options one a line
-            text += (" " if not listed or text.endswith(":") else " ") + line.strip() + ("," if line.startswith("\t") else "")
+        if line.strip():  # Hydra lists options one a line, indented with a tab: join them with commas
+            text += " " + line.strip() + ("," if line.startswith("\t") else "")
     return text.strip().rstrip(",")
 
 
@@ -170,3 +169,20 @@ def remove_unclaimed(directory: Path) -> None:
         if path == Path.cwd() or not path.is_dir() or any(path.iterdir()):
             break
         path.rmdir()
+
+
+def check_or_exit(argv: list[str], config_name: str, *checks) -> None:
+    """Runs a Hydra entry point's checks of its command line before Hydra does anything (it creates
+    directories and prints multi-line errors): ``checks`` on argv, then the composition itself. A bad
+    argument prints one line and exits 2."""
+    import sys
+
+    from dlm_lightning.errors import UserError
+
+    try:
+        for check in checks:
+            check(argv)
+        check_composition(argv, config_name)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

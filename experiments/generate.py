@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build
-from dlm_lightning.cli import CONFIG_DIR, check_composition, config_groups, normalize_group_overrides, register_resolvers
+from dlm_lightning.cli import CONFIG_DIR, check_or_exit, config_groups, normalize_group_overrides, register_resolvers
 from dlm_lightning.errors import ConfigError, RunDirError, UserError
 from dlm_lightning.generate import hf_generator, load_generator
 
@@ -60,11 +60,7 @@ def main() -> None:
 
     hf_logging.disable_progress_bar()  # the weight-loading bar would bury the answers
     sys.argv = normalize_group_overrides(sys.argv, config_groups())
-    try:
-        check_composition(sys.argv[1:], config_name="generate")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    check_or_exit(sys.argv[1:], "generate")
     _main()
 
 

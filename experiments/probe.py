@@ -13,7 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, check_composition, remove_unclaimed
+from dlm_lightning.cli import CONFIG_DIR, check_or_exit, remove_unclaimed
 from dlm_lightning.errors import UserError
 from dlm_lightning.probe.main import probe
 
@@ -33,11 +33,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    try:
-        check_composition(sys.argv[1:], config_name="probe")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    check_or_exit(sys.argv[1:], "probe")
     _main()
 
 

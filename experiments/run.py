@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import (CONFIG_DIR, check_composition, check_output_arguments, check_resume_arguments, config_groups,
+from dlm_lightning.cli import (CONFIG_DIR, check_or_exit, check_output_arguments, check_resume_arguments, config_groups,
                                normalize_group_overrides, register_resolvers, remove_unclaimed)
 from dlm_lightning.console_log import console_log
 from dlm_lightning.errors import UserError
@@ -86,14 +86,9 @@ def _forget_unclaimed(run_dir: Path, existed: bool, sweeping: bool) -> None:
 
 
 def main() -> None:
-    try:
-        check_resume_arguments(sys.argv[1:])
-        check_output_arguments(sys.argv[1:])
-        check_composition(normalize_group_overrides(sys.argv[1:], config_groups()))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = name_jobs_by_grid(normalize_group_overrides(sys.argv, config_groups()))
+    argv = normalize_group_overrides(sys.argv[1:], config_groups())
+    check_or_exit(argv, "config", check_resume_arguments, check_output_arguments)
+    sys.argv = name_jobs_by_grid([sys.argv[0], *argv])
     _main()
 
 

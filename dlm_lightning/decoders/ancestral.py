@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk
+from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk, masked_canvas
 from dlm_lightning.nelbo import answer_distance
 
 
@@ -21,9 +21,7 @@ class AncestralDecoder(Decoder):
         batch, prompt_length = prompts.shape
         device = prompts.device
         steps = self.steps_for(answer_length)
-        z = torch.cat([prompts, prompts.new_full((batch, answer_length), context.mask_id)], dim=1)
-        answer = z[:, prompt_length:]  # a view: writing it writes z
-        commit_step = torch.full((batch, answer_length), -1, dtype=torch.long, device=device)
+        z, answer, commit_step = masked_canvas(prompts, answer_length, context.mask_id)
         distance = answer_distance(z.shape[1], prompt_length, device)[prompt_length:]
         grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
         for step in range(steps):

@@ -110,6 +110,15 @@ class Decoder(ABC):
         ...
 
 
+def masked_canvas(prompts: torch.Tensor, answer_length: int, mask_id: int):
+    """(z, answer, commit_step): prompts followed by ``answer_length`` masks, the answer part as a view of z
+    (writing it writes z), and a commit trace of -1 (not yet committed) per answer position."""
+    batch, prompt_length = prompts.shape
+    z = torch.cat([prompts, prompts.new_full((batch, answer_length), mask_id)], dim=1)
+    commit_step = torch.full((batch, answer_length), -1, dtype=torch.long, device=prompts.device)
+    return z, z[:, prompt_length:], commit_step
+
+
 def gumbel_noise(shape, generator: torch.Generator | None, device=None) -> torch.Tensor:
     """Standard Gumbel noise in float64 (float32 noise biases low-probability tokens)."""
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_noise
+from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_noise, masked_canvas
 from dlm_lightning.decoders.cache import BlockCache, check_cache_options, check_cache_support
 from dlm_lightning.errors import require
 from dlm_lightning.models.denoiser import DenoiserOutput
@@ -71,9 +71,7 @@ class MarginalDecoder(Decoder):
         batch, prompt_length = prompts.shape
         forward = BlockCache(context.denoiser, self.cache, self.refresh_every, self.block_length, prompt_length)
         device = prompts.device
-        z = torch.cat([prompts, prompts.new_full((batch, answer_length), context.mask_id)], dim=1)
-        answer = z[:, prompt_length:]  # a view: writing it writes z
-        commit_step = torch.full((batch, answer_length), -1, dtype=torch.long, device=device)
+        z, answer, commit_step = masked_canvas(prompts, answer_length, context.mask_id)
         offsets = torch.arange(answer_length, device=device)
         block = offsets // self.block_length
         steps_per_block = self.steps_for(answer_length) // (answer_length // self.block_length)
