@@ -35,6 +35,21 @@ def normalize_group_overrides(argv: list[str], groups: set[str]) -> list[str]:
     return out
 
 
+def default_precision() -> str:
+    """bf16 autocast where the hardware computes in bf16 (a GPU, or a CPU with AVX512-BF16 or AMX);
+    elsewhere it is emulated, and full precision is several times faster (measured on an AVX2-only
+    2-core CPU: 3.5x slower per training step for model=tiny, 6.9x for model=small)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16-mixed"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "32-true"
+    return "bf16-mixed" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "32-true"
+
+
 def register_resolvers() -> None:
     """``${dlm.first_set:a,b}``: a unless it is null, else b (used to put a resumed run in its own dir);
     ``${dlm.launch_stamp:}`` and ``${dlm.job_dirname:...}``: output directory names (launch/names.py)."""
@@ -42,6 +57,8 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("dlm.first_set"):
         OmegaConf.register_new_resolver("dlm.first_set", lambda first, second: second if first is None else first)
+    if not OmegaConf.has_resolver("dlm.default_precision"):
+        OmegaConf.register_new_resolver("dlm.default_precision", default_precision, use_cache=True)
     if not OmegaConf.has_resolver("dlm.launch_stamp"):
         from dlm_lightning.launch.names import job_dirname, launch_stamp
 
