@@ -41,3 +41,9 @@ def require_positive(**values: Any) -> None:
     for key, value in values.items():
         require(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
                 key, value, "must be > 0")
+
+
+def first_line(error: BaseException) -> str:
+    """A framework error's first line (its message may run over many), or its type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

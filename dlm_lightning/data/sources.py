@@ -20,7 +20,7 @@ from typing import Iterator
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlm_lightning.data.cache import file_sha256
-from dlm_lightning.errors import ConfigError, UserError, require
+from dlm_lightning.errors import ConfigError, UserError, first_line, require
 
 SPLITS = ("train", "val", "test")
 _SLICE = re.compile(r"^([\w.-]+)\[([^:\]]*):([^:\]]*)\]$")
@@ -108,14 +108,14 @@ class HFSource:
             dataset = datasets.load_dataset(self.path, split=base, **{k: v for k, v in kwargs.items()
                                                                         if v is not None})
         except FileNotFoundError as error:
-            raise DataSourceError(f"cannot read {self.describe()}: {_first_line(error)}") from None
+            raise DataSourceError(f"cannot read {self.describe()}: {first_line(error)}") from None
         except ConnectionError as error:
             raise DataSourceError(f"cannot reach {self.describe()} on the Hugging Face hub (offline? "
-                                  f"use a local copy: data.source.path=<dir>): {_first_line(error)}") from None
+                                  f"use a local copy: data.source.path=<dir>): {first_line(error)}") from None
         except ValueError as error:
             if "split" in str(error).lower():
-                raise ConfigError(f"source.splits.{split}", spec, _first_line(error)) from None
-            raise DataSourceError(f"cannot load {self.describe()}: {_first_line(error)}") from None
+                raise ConfigError(f"source.splits.{split}", spec, first_line(error)) from None
+            raise DataSourceError(f"cannot load {self.describe()}: {first_line(error)}") from None
         if self.streaming and match:
             dataset = _stream_slice(dataset, match, split, spec)
         return dataset
@@ -204,8 +204,3 @@ def _plain(value):
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.errors import ConfigError, require
+from dlm_lightning.errors import ConfigError, first_line, require
 from dlm_lightning.judge.base import Judge, JudgeError, check_causal, require_mauve
 
 
@@ -20,11 +20,11 @@ class HFJudge(Judge):
             self.tokenizer = AutoTokenizer.from_pretrained(name)
             self.model = AutoModelForCausalLM.from_pretrained(name).to(device).eval()
         except ValueError as error:  # transformers: no causal-LM class for this configuration
-            raise JudgeError(f"judge {name} is not a causal language model ({_first_line(error)[:120]}); "
+            raise JudgeError(f"judge {name} is not a causal language model ({first_line(error)[:120]}); "
                              f"use a causal LM such as gpt2-large") from None
         except OSError as error:
             raise ConfigError("name", name, f"cannot be loaded (offline? use a local directory): "
-                                                  f"{_first_line(error)[:160]}") from None
+                                                  f"{first_line(error)[:160]}") from None
         config = self.model.config
         self.context = (getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
                         or self.tokenizer.model_max_length)
@@ -40,8 +40,3 @@ class HFJudge(Judge):
     def features(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self.model(input_ids=inputs.to(self.device), output_hidden_states=True).hidden_states[-1].cpu()
         return hidden[torch.arange(len(lengths)), lengths - 1]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dlm_lightning.errors import ConfigError, UserError, require
+from dlm_lightning.errors import ConfigError, UserError, first_line, require
 from dlm_lightning.models.transformer import timestep_embedding
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -157,7 +157,7 @@ def _load_config(name_or_path, config, vocab_size, max_seq_len, options):
         try:
             fresh = AutoConfig.for_model(model_type, **values)
         except ValueError as error:
-            raise ConfigError("config.model_type", model_type, _first_line(error)) from None
+            raise ConfigError("config.model_type", model_type, first_line(error)) from None
         if "max_position_embeddings" not in values and hasattr(fresh, "max_position_embeddings"):
             fresh.max_position_embeddings = max_seq_len
         if "vocab_size" not in values:
@@ -170,7 +170,7 @@ def _load_config(name_or_path, config, vocab_size, max_seq_len, options):
     except (OSError, ValueError) as error:
         raise UserError(f"model.name_or_path={name_or_path!r}: cannot load its config (a hub name needs the "
                         f"network; code-bearing models need model.trust_remote_code=true): "
-                        f"{_first_line(error)}") from None
+                        f"{first_line(error)}") from None
 
 
 def refuse_causal_lm(hf_config, name: str, key: str = "name_or_path") -> None:
@@ -193,18 +193,13 @@ def _load_model(hf_config, name_or_path, pretrained_weights, auto_class, dtype, 
 
     classes = {"auto": (AutoModelForMaskedLM, AutoModel), "masked_lm": (AutoModelForMaskedLM,),
                "model": (AutoModel,)}[auto_class]
-    for i, cls in enumerate(classes):
-        try:
-            if name_or_path is not None and pretrained_weights:
-                model = cls.from_pretrained(name_or_path, config=hf_config, dtype=dtype, **options)
-            else:
-                model = cls.from_config(hf_config, dtype=dtype, trust_remote_code=options["trust_remote_code"])
-            break
-        except ValueError as error:  # the config is not registered for this auto class
-            if i == len(classes) - 1 or "Unrecognized configuration class" not in str(error):
-                raise UserError(f"model={name_or_path or hf_config.model_type}: cannot load: {_first_line(error)}") from None
-        except OSError as error:
-            raise UserError(f"model.name_or_path={name_or_path!r}: cannot load: {_first_line(error)}") from None
+    def load(cls):
+        if name_or_path is not None and pretrained_weights:
+            return cls.from_pretrained(name_or_path, config=hf_config, dtype=dtype, **options)
+        return cls.from_config(hf_config, dtype=dtype, trust_remote_code=options["trust_remote_code"])
+
+    model = load_with_auto_classes(classes, load, f"model={name_or_path or hf_config.model_type}",
+                                   f"model.name_or_path={name_or_path!r}")
     if not _has_logits(model):
         raise ConfigError("name_or_path", name_or_path or hf_config.model_type,
                           f"{type(model).__name__} has no language-model head (its output has no logits)")
@@ -247,10 +242,18 @@ def _with_lora(model, lora: dict):
     try:
         return peft.get_peft_model(model, settings)
     except ValueError as error:
-        raise ConfigError("lora.target_modules", targets, f"{_first_line(error)} (name the attention "
+        raise ConfigError("lora.target_modules", targets, f"{first_line(error)} (name the attention "
                           f"projections, e.g. [q_proj, v_proj])") from None
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def load_with_auto_classes(classes, load, unregistered: str, unreadable: str):
+    """``load(cls)`` with the first auto class whose mapping knows the model's config; a config no class
+    knows, or files that cannot be read, fail in one line starting with ``unregistered`` or ``unreadable``."""
+    for i, cls in enumerate(classes):
+        try:
+            return load(cls)
+        except ValueError as error:  # the config is not registered for this auto class
+            if i == len(classes) - 1 or "Unrecognized configuration class" not in str(error):
+                raise UserError(f"{unregistered}: cannot load: {first_line(error)}") from None
+        except OSError as error:
+            raise UserError(f"{unreadable}: cannot load: {first_line(error)}") from None

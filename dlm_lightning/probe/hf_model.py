@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-from dlm_lightning.errors import ConfigError, UserError, require
-from dlm_lightning.models.hf import refuse_causal_lm
+from dlm_lightning.errors import ConfigError, UserError, first_line, require
+from dlm_lightning.models.hf import load_with_auto_classes, refuse_causal_lm
 from dlm_lightning.probe.source import ProbeModel, resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -34,7 +34,7 @@ class HFModel(ProbeModel):
             config = AutoConfig.from_pretrained(name, **options)
             self.tokenizer = AutoTokenizer.from_pretrained(name, **options)
         except (OSError, ValueError) as error:
-            raise UserError(f"hf_model={name}: cannot load its tokenizer: {_first_line(error)}") from None
+            raise UserError(f"hf_model={name}: cannot load its tokenizer: {first_line(error)}") from None
         refuse_causal_lm(config, name, "hf_model")  # before its weights are read
         tok = self.tokenizer
         self.mask_id = mask_id if mask_id is not None else tok.mask_token_id
@@ -57,15 +57,8 @@ class HFModel(ProbeModel):
         self.special_ids = tuple(sorted(i for i in special if i is not None and 0 <= i < self.vocab_size))
 
     def _load_model(self, name, classes, dtype, options):
-        for i, cls in enumerate(classes):
-            try:
-                model = cls.from_pretrained(name, dtype=dtype, **options)
-                break
-            except ValueError as error:  # the config is not registered for this auto class
-                if i == len(classes) - 1 or "Unrecognized configuration class" not in str(error):
-                    raise UserError(f"hf_model={name}: cannot load: {_first_line(error)}") from None
-            except OSError as error:
-                raise UserError(f"hf_model={name}: cannot load: {_first_line(error)}") from None
+        model = load_with_auto_classes(classes, lambda cls: cls.from_pretrained(name, dtype=dtype, **options),
+                                       f"hf_model={name}", f"hf_model={name}")
         return model.to(self.device).eval()
 
     def _output_size(self) -> int:
@@ -106,6 +99,3 @@ class HFModel(ProbeModel):
         return picked.log_softmax(dim=-1)
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
