@@ -9,10 +9,12 @@ is a correction added to the backbone's log-probabilities at sigma(j), zero-init
 zero for j = 1: the first token of a step is drawn from its marginal, so k = 1 is exactly the
 marginal decoder and an untrained head is a product of marginals.
 
-Training (``loss``): on the NELBO forward pass, each sequence picks a random subset of 2 to
-``subset_size`` masked positions inside a window of ``window`` positions that starts at a random
-masked position (decoding commits inside one block), and the head is scored autoregressively on it
-with teacher forcing. Gradients reach the backbone through the hidden states, not through the
+Training (``loss``): on the NELBO forward pass, each sequence picks a subset of 2 to ``subset_size``
+masked positions inside a window of ``window`` positions that starts at a random masked position
+(decoding commits inside one block), and the head is scored autoregressively on it with teacher
+forcing. The subset is random, or, for a ``confident_share`` of the sequences, the window's most
+confident masked positions (largest marginal max-probability): the positions a low-confidence
+decoder commits together, whose dependencies the head most needs to get right. Gradients reach the backbone through the hidden states, not through the
 marginals it corrects (the NELBO alone trains those).
 """
 
@@ -27,7 +29,8 @@ from dlm_lightning.errors import require, require_positive
 
 class DependencyHead(nn.Module):
     def __init__(self, d_model: int, vocab_size: int, max_seq_len: int, n_layers: int = 2, n_heads: int = 4,
-                 mlp_ratio: int = 2, subset_size: int = 8, window: int = 8, loss_weight: float = 1.0):
+                 mlp_ratio: int = 2, subset_size: int = 8, window: int = 8, loss_weight: float = 1.0,
+                 confident_share: float = 0.0):
         super().__init__()
         require_positive(d_model=d_model, vocab_size=vocab_size, max_seq_len=max_seq_len, n_layers=n_layers,
                          n_heads=n_heads, mlp_ratio=mlp_ratio)
@@ -36,7 +39,10 @@ class DependencyHead(nn.Module):
                 "must be an integer >= 2 (a subset of one position has no dependency to learn)")
         require(isinstance(window, int) and window >= 2, "window", window, "must be an integer >= 2")
         require(loss_weight >= 0, "loss_weight", loss_weight, "must be >= 0")
+        require(0.0 <= confident_share <= 1.0, "confident_share", confident_share,
+                "must be in [0, 1] (the share of training subsets chosen by confidence)")
         self.subset_size, self.window, self.loss_weight = subset_size, window, loss_weight
+        self.confident_share = float(confident_share)
         self.start_id = vocab_size  # the "previous token" of the first position in a step
         self.token = nn.Embedding(vocab_size + 1, d_model)
         self.position = nn.Embedding(max_seq_len, d_model)
@@ -76,7 +82,8 @@ class DependencyHead(nn.Module):
 
         x0, masked: [B, L]; hidden [B, L, D] and log_probs [B, L, V] from the denoiser on z_t.
         """
-        positions, valid = self.sample_subsets(masked, generator)
+        confidence = log_probs.detach().amax(dim=-1) if self.confident_share > 0 else None
+        positions, valid = self.sample_subsets(masked, generator, confidence)
         index = positions.unsqueeze(-1)
         h = hidden.gather(1, index.expand(-1, -1, hidden.shape[-1]))
         base = log_probs.detach().gather(1, index.expand(-1, -1, log_probs.shape[-1]))
@@ -87,8 +94,13 @@ class DependencyHead(nn.Module):
         nll = F.nll_loss(log_q.flatten(0, 1), tokens.flatten(), reduction="none").view_as(tokens)
         return (nll * scored).sum() / scored.sum().clamp_min(1)
 
-    def sample_subsets(self, masked: torch.Tensor, generator: torch.Generator | None = None):
-        """Left-to-right positions [B, subset_size] and which of them are real [B, subset_size]."""
+    def sample_subsets(self, masked: torch.Tensor, generator: torch.Generator | None = None,
+                       confidence: torch.Tensor | None = None):
+        """Left-to-right positions [B, subset_size] and which of them are real [B, subset_size].
+
+        ``confidence`` [B, L] (log max-probability per position) is needed when ``confident_share`` > 0:
+        those rows take the window's most confident masked positions instead of random ones.
+        """
         batch, length = masked.shape
         device = masked.device
         pos = torch.arange(length, device=device)
@@ -96,7 +108,13 @@ class DependencyHead(nn.Module):
         anchor = torch.where(masked, noise, 2.0).argmin(dim=1, keepdim=True)  # a random masked position
         candidates = masked & (pos >= anchor) & (pos < anchor + self.window)
         size = torch.randint(2, self.subset_size + 1, (batch, 1), generator=generator, device=device)
-        score = torch.where(candidates, torch.rand((batch, length), generator=generator, device=device), 2.0)
+        score = torch.rand((batch, length), generator=generator, device=device)
+        if self.confident_share > 0:
+            by_confidence = torch.rand((batch, 1), generator=generator, device=device) < self.confident_share
+            # (1 - p_max) in [0, 1): smallest first; ties keep the random order below
+            doubt = 1.0 - confidence.float().exp()
+            score = torch.where(by_confidence, doubt + 1e-6 * score, score)
+        score = torch.where(candidates, score, 2.0)
         rank = score.argsort(dim=1).argsort(dim=1)
         chosen = candidates & (rank < size)
         width = min(self.subset_size, length)

@@ -45,7 +45,7 @@ def cells(jobs: list[Job], axes: list[str], metrics: list[str]) -> list[Cell]:
     for job in jobs:
         if job.status == OK:
             groups.setdefault(tuple(job.overrides.get(a) for a in axes), []).append(job)
-    return [Cell(key, members, {m: _stat([j.metrics.get(m) for j in members]) for m in metrics})
+    return [Cell(key, members, {m: stat_of([j.metrics.get(m) for j in members]) for m in metrics})
             for key, members in groups.items()]
 
 
@@ -58,7 +58,8 @@ def best_cells(table: list[Cell], metric: str) -> set[tuple]:
     return {key for key, mean in means.items() if mean == best}
 
 
-def _stat(values: list) -> Stat:
+def stat_of(values: list) -> Stat:
+    """Mean and sample std of the finite numbers among ``values`` (others are skipped)."""
     numbers = [float(v) for v in values if is_number(v)]
     if not numbers:
         return Stat(math.nan, math.nan, 0)

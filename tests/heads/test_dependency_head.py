@@ -1,5 +1,7 @@
 """The dependency head: its factorisation, its training subsets and loss, and its place in the module."""
 
+import math
+
 import pytest
 
 from suite_helpers import compose_config
@@ -65,6 +67,36 @@ def test_training_subsets_are_sorted_masked_positions_inside_one_window():
         assert not valid[row, count:].any()
 
 
+def test_confident_subsets_are_the_windows_most_confident_masked_positions():
+    h = head(subset_size=3, window=5, confident_share=1.0)
+    masked = torch.tensor([[False, True, True, False, True, True, True, True]])
+    p_max = torch.tensor([[0.99, 0.2, 0.9, 0.99, 0.5, 0.95, 0.3, 0.99]])
+    of_size_three = set()
+    for seed in range(60):
+        positions, valid = h.sample_subsets(masked, torch.Generator().manual_seed(seed), p_max.log())
+        chosen = positions[0, valid[0]].tolist()
+        if len(chosen) == 3:
+            of_size_three.add(tuple(chosen))
+    # windows from the masked anchors 1, 2 | 4 | 5 (6 and 7 hold fewer than 3 masks); the visible 0.99s never
+    assert of_size_three == {(2, 4, 5), (4, 5, 7), (5, 6, 7)}
+
+
+def test_confident_share_picks_that_share_of_rows_by_confidence():
+    h = head(subset_size=2, window=8, confident_share=0.25)
+    masked = torch.ones(4000, 8, dtype=torch.bool)
+    p_max = torch.linspace(0.1, 0.9, 8).expand(4000, 8)  # the last two positions are the most confident
+    positions, valid = h.sample_subsets(masked, torch.Generator().manual_seed(0), p_max.log())
+    top_two = (positions == torch.tensor([6, 7])).all(dim=1) & valid.all(dim=1)
+    # the anchor a is uniform over 0..7 and the window holds a..7; by confidence a row takes {6, 7} when
+    # a <= 6, at random with chance 1 / C(8 - a, 2)
+    by_chance = sum(1 / math.comb(8 - a, 2) for a in range(7)) / 8
+    expected = 0.25 * 7 / 8 + 0.75 * by_chance
+    assert abs(top_two.float().mean().item() - expected) < 0.03
+    untouched = head(subset_size=2, window=8)  # confident_share = 0: the random rule, same draws as before
+    assert torch.equal(untouched.sample_subsets(masked, torch.Generator().manual_seed(0))[0],
+                       untouched.sample_subsets(masked, torch.Generator().manual_seed(0), p_max.log())[0])
+
+
 def test_loss_is_the_cross_entropy_of_positions_after_the_first():
     h = head(subset_size=4, window=6)
     g = torch.Generator().manual_seed(5)
@@ -86,6 +118,8 @@ def test_loss_is_the_cross_entropy_of_positions_after_the_first():
 def test_bad_head_settings_name_their_key():
     with pytest.raises(ConfigError, match=r"^subset_size=1 is invalid"):
         DependencyHead(D, V, L, subset_size=1)
+    with pytest.raises(ConfigError, match=r"^confident_share=1.5 is invalid: must be in \[0, 1\]"):
+        DependencyHead(D, V, L, confident_share=1.5)
     with pytest.raises(ConfigError, match=r"^n_heads=3 is invalid: must divide the backbone width d_model=16"):
         DependencyHead(D, V, L, n_heads=3)
 

@@ -48,9 +48,10 @@ def test_trap_writes_every_output_with_one_row_per_decoder_and_k(run_dir, tmp_pa
     marginal = {int(r["tokens_per_step"]): r for r in rows if r["decoder"] == "marginal"}
     assert all(float(r["step_cost_vs_marginal"]) == 1.0 for r in marginal.values())  # its own baseline
     report = json.loads((out / "trap.json").read_text())
-    assert report["settings"]["run"] == str(run_dir) and len(report["rows"]) == 4
+    assert report["settings"]["runs"].startswith(f"{run_dir} (") and len(report["rows"]) == 4
     text = (out / "trap.md").read_text()
-    assert "| decoder | tokens/step | NFE | validity | length bias | length TV | structure |" in text and "| joint | 4 | 4.0 |" in text
+    assert "| decoder | tokens/step | seeds | NFE | validity | length bias | length TV | structure |" in text
+    assert "| joint | 4 | 1 | 4.0 |" in text and "validity per seed:" not in text  # one seed: no spread, no seed table
     assert (out / "trap.png").stat().st_size > 10_000
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -78,3 +79,52 @@ def test_trap_rejects_more_samples_than_the_test_split(run_dir, tmp_path, capsys
         trap.main(["--run-dir", str(run_dir), "--samples", "33", "--out", str(tmp_path / "t")])
     assert capsys.readouterr().err.strip() == \
         "error: samples=33 is invalid: must be between 1 and the test split's 32"
+
+
+@pytest.fixture(scope="module")
+def seed_one_run(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("trap_seed1") / "run", [*TINY, "seed=1"])
+
+
+def test_seeds_are_an_axis_per_seed_rows_and_mean_with_spread(run_dir, seed_one_run, tmp_path, capsys):
+    out = tmp_path / "trap"
+    trap.main(["--run-dir", str(run_dir), str(seed_one_run), "--ks", "1", "4", "--decoders", "marginal", "joint",
+               "--samples", "16", "--batch-size", "16", "--repeats", "1", "--gap-ks", "--out", str(out)])
+    rows = list(csv.DictReader((out / "trap.csv").open()))
+    assert sorted((int(r["seed"]), r["decoder"], int(r["tokens_per_step"])) for r in rows) == \
+        sorted((s, d, k) for s in (0, 1) for d in ("marginal", "joint") for k in (1, 4))
+    report = json.loads((out / "trap.json").read_text())
+    for cell in report["cells"]:
+        per_seed = [r["validity"] for r in report["rows"]
+                    if (r["decoder"], r["tokens_per_step"]) == (cell["decoder"], cell["tokens_per_step"])]
+        assert cell["seeds"] == [0, 1] and cell["validity"]["n"] == 2
+        assert cell["validity"]["mean"] == pytest.approx(sum(per_seed) / 2)
+        assert cell["validity"]["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    # k = 1: the joint decoder is the marginal decoder on every seed
+    by = {(r["seed"], r["decoder"], r["tokens_per_step"]): r for r in report["rows"]}
+    assert all(by[s, "joint", 1]["validity"] == by[s, "marginal", 1]["validity"] for s in (0, 1))
+    text = (out / "trap.md").read_text()
+    assert "over 2 seed(s) (0, 1" in text and "validity per seed:" in text
+    assert "| seed | marginal k=1 | joint k=1 | marginal k=4 | joint k=4 |" in text
+    assert "joint/marginal invalid per seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seeds", "0", "1"], "--seeds trains new runs; with --run-dir each run's own seed is used"),
+    (["--", "seed=3"], "give training seeds with --seeds, not as a seed= override"),
+])
+def test_seed_arguments_that_contradict_are_refused(run_dir, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        trap.main(["--out", str(tmp_path / "t"), "--run-dir", str(run_dir), *extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_runs_of_one_seed_or_of_another_config_are_refused(run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        trap.main(["--run-dir", str(run_dir), str(run_dir), "--out", str(tmp_path / "t")])
+    assert "were both trained with seed 0" in capsys.readouterr().err
+    other = _train(tmp_path / "other", [*TINY, "seed=2", "module.optimizer.lr=0.001"])
+    with pytest.raises(SystemExit):
+        trap.main(["--run-dir", str(run_dir), str(other), "--out", str(tmp_path / "t")])
+    assert f"--run-dir {other} was trained with another config than {run_dir}" in capsys.readouterr().err
