@@ -9,7 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, Checkpoint, ThroughputMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
-from dlm_lightning.run_layout import LAST_CHECKPOINT
+from dlm_lightning.run.layout import LAST_CHECKPOINT
 
 
 def _batch_size(batch: dict) -> int:

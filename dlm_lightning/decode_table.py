@@ -16,8 +16,9 @@ from dlm_lightning.cli import CONFIG_DIR, register_resolvers
 from dlm_lightning.errors import require
 from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.samples import SampleQuality
-from dlm_lightning.runs import LoadedRun
+from dlm_lightning.run.load import LoadedRun
 from dlm_lightning.sample_records import sample_records
+from dlm_lightning.seeding import derived_generator
 
 DATA = "the data itself"
 # The settings of issue 12's table: one block, blocks of 8, random remasking, ancestral; plus time_grid.
@@ -62,7 +63,7 @@ def decode_table(run: LoadedRun, settings: list[str], samples: int, batch_size: 
             batches = []
             for start in range(0, samples, batch_size):
                 reference = ids[start: start + batch_size]
-                generator = torch.Generator().manual_seed(seed * 7919 + start)
+                generator = derived_generator(seed, "decode", start)
                 out = decoder.decode(context, reference[:, : info.prompt_length], info.answer_length, generator)
                 batches.append((out.tokens, reference, out.nfe))
             per_seed[setting].append(_score(info, batches))

@@ -79,8 +79,8 @@ class DLMForMaskedDiffusion(PreTrainedModel):
     # ---- construction from a run ----------------------------------------------------------------
     @classmethod
     def from_run(cls, run: str | Path, checkpoint: str = "last") -> "DLMForMaskedDiffusion":
-        from dlm_lightning.runs import load_run
-        from dlm_lightning.run_layout import METRICS_FILE
+        from dlm_lightning.run.load import load_run
+        from dlm_lightning.run.layout import METRICS_FILE
 
         loaded = load_run(run, checkpoint)
         metrics_file = loaded.run_dir / METRICS_FILE

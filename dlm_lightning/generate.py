@@ -17,7 +17,7 @@ import torch
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.decoders.base import DecodeContext, Decoder
 from dlm_lightning.errors import ConfigError, UserError, require
-from dlm_lightning.run_layout import CONFIG_FILE
+from dlm_lightning.run.layout import CONFIG_FILE
 
 HF_DEFAULTS = {"mask_id": None, "trust_remote_code": False, "shift_logits": False, "dtype": "float32",
                "revision": None, "auto_class": "auto"}
@@ -112,7 +112,7 @@ def load_generator(path: str | Path, checkpoint: str = "last", device: str = "cp
     path_text = str(path)
     local = Path(path_text).expanduser()
     if (local / CONFIG_FILE).exists() or (local.is_file() and local.suffix == ".ckpt"):
-        from dlm_lightning.runs import load_run
+        from dlm_lightning.run.load import load_run
 
         run = load_run(local, checkpoint, device)
         return Generator(run.module.decode_context(), run.info, str(run.run_dir), run.info.answer_length, True)

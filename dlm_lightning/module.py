@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from dlm_lightning.checkpoint import check_signature, model_signature
+from dlm_lightning.run.checkpoint import check_signature, model_signature
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.data.portable import info_to_dict
 from dlm_lightning.decoders.base import DecodeContext, Decoder
@@ -24,9 +24,10 @@ from dlm_lightning.metrics.nelbo import NELBOBound
 from dlm_lightning.metrics.positions import PositionDiagnostics
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.models.denoiser import Denoiser
-from dlm_lightning.nelbo import T_MIN, answer_distance, bound_terms, draw_nelbo, stratified_times
+from dlm_lightning.masked_diffusion import T_MIN, answer_distance, bound_terms, draw_nelbo, stratified_times
 from dlm_lightning.sample_records import sample_records, samples_markdown
 from dlm_lightning.schedules.base import NoiseSchedule
+from dlm_lightning.seeding import derived_generator
 
 
 class MaskedDiffusionLM(L.LightningModule):
@@ -69,11 +70,11 @@ class MaskedDiffusionLM(L.LightningModule):
 
     # ---- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        # Reseeding per step makes noise a function of (seed, step, rank): resumed runs are exact.
-        torch.manual_seed(self.seed * 1_000_003 + self.global_step * 101 + self.global_rank)
         x0 = batch["input_ids"]
-        u = stratified_times(x0.shape[0], None, *self.train_t_range, device=x0.device)
-        draws = [self._nelbo(x0, u, torch.rand(x0.shape, device=x0.device))
+        # noise is a function of (seed, step, rank): resumed runs are exact
+        noise = derived_generator(self.seed, "train", self.global_step, self.global_rank, device=x0.device)
+        u = stratified_times(x0.shape[0], noise, *self.train_t_range, device=x0.device)
+        draws = [self._nelbo(x0, u, torch.rand(x0.shape, generator=noise, device=x0.device))
                  for _ in range(self.schedule.training_draws)]
         per_sequence = torch.stack([self._training_terms(x0, draw).sum(dim=1) for draw in draws]).mean(dim=0)
         per_sequence = per_sequence + self.schedule.gradient_surrogate(x0, self.distance[: x0.shape[1]], draws)
@@ -81,7 +82,7 @@ class MaskedDiffusionLM(L.LightningModule):
         loss = per_sequence.sum() / (x0.shape[0] * (x0.shape[1] - self.info.prompt_length))
         if self.dependency_head is not None:
             draw = draws[0]
-            head_loss = self.dependency_head.loss(x0, draw.masked, draw.out.hidden, draw.out.log_probs)
+            head_loss = self.dependency_head.loss(x0, draw.masked, draw.out.hidden, draw.out.log_probs, noise)
             self.log("train/head_loss", head_loss)
             loss = loss + self.dependency_head.loss_weight * head_loss
         if not torch.isfinite(loss):
@@ -105,7 +106,7 @@ class MaskedDiffusionLM(L.LightningModule):
         """Noise as a function of the sample's index alone, so any sharding gives the same estimate."""
         times, uniforms = [], []
         for i in index.tolist():
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+            g = derived_generator(self.seed, "eval_noise", i)
             times.append(T_MIN + (1.0 - T_MIN) * torch.rand((), generator=g))
             uniforms.append(torch.rand(length, generator=g))
         return torch.stack(times).to(self.device), torch.stack(uniforms).to(self.device)
@@ -120,12 +121,13 @@ class MaskedDiffusionLM(L.LightningModule):
         nelbo.update(terms.sum(dim=1), torch.full_like(u, self.info.answer_length))
         if positions is not None:
             positions.update(terms, draw.masked, draw.out.log_probs, x0)
+        first = int(batch["index"][0])  # streams keyed by the batch's first sample: any sharding agrees
         if self.dependency_head is not None:
-            subsets = torch.Generator(self.device).manual_seed(self.seed * 7907 + batch_idx * 31 + self.global_rank)
+            subsets = derived_generator(self.seed, "eval_subsets", first, device=self.device)
             head_loss = self.dependency_head.loss(x0, draw.masked, draw.out.hidden, draw.out.log_probs, subsets)
             self.log(f"{stage}/head_loss", head_loss, batch_size=x0.shape[0])
         if decode:
-            generator = torch.Generator(self.device).manual_seed(self.seed * 7919 + batch_idx * 31 + self.global_rank)
+            generator = derived_generator(self.seed, "decode", first, device=self.device)
             out = self.decoder.decode(self.decode_context(), x0[:, : self.info.prompt_length],
                                       self.info.answer_length, generator)
             answers = out.tokens[:, self.info.prompt_length:]

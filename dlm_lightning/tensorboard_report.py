@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 
-def write_report(directory: Path, prefix: str, scalars: Iterable[tuple[str, float, int]], text: str,
+def write_tensorboard_report(directory: Path, prefix: str, scalars: Iterable[tuple[str, float, int]], text: str,
                  png: Path) -> None:
     """``scalars`` are (tag, value, step); the text and figure go under ``<prefix>/report`` and
     ``<prefix>/figure``. The figure is the saved PNG, not a second rendering (drawing is slow)."""

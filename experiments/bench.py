@@ -142,7 +142,7 @@ def fit_suite(cfg, datamodule, info, plain: PlainLoop | None) -> PairedSteps:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from dlm_lightning.build import build, build_module
-    from dlm_lightning.experiment import build_callbacks
+    from dlm_lightning.run.experiment import build_callbacks
 
     torch.manual_seed(0)
     module = build_module(cfg, info)

@@ -29,9 +29,9 @@ from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
 from dlm_lightning.decode_bench.settings import build_decoders, grid
 from dlm_lightning.decode_bench.untrained import untrained_run
 from dlm_lightning.errors import RunDirError, UserError, require
-from dlm_lightning.run_layout import unused_output_dir
+from dlm_lightning.run.layout import unused_output_dir
 from dlm_lightning.models.compile import compile_backbone
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.load import load_run
 from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dlm_lightning.decode_table import DEFAULT_SETTINGS, decode_table, markdown
 from dlm_lightning.errors import UserError
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.load import load_run
 from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 

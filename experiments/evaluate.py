@@ -12,8 +12,8 @@ import sys
 
 from dlm_lightning.cli import OneLineArgumentParser
 from dlm_lightning.errors import UserError
-from dlm_lightning.evaluate import SPLITS, evaluate_run
-from dlm_lightning.runs import CHECKPOINTS
+from dlm_lightning.run.evaluate import SPLITS, evaluate_run
+from dlm_lightning.run.load import CHECKPOINTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def gap_metrics(args) -> dict:
     from dlm_lightning.errors import require
-    from dlm_lightning.runs import load_run
+    from dlm_lightning.run.load import load_run
     from dlm_lightning.trap.gap import measure_gap
 
     run = load_run(args.run, args.checkpoint)

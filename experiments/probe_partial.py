@@ -21,7 +21,7 @@ from dlm_lightning.errors import RunDirError, UserError
 from dlm_lightning.launch.names import timestamp
 from dlm_lightning.probe.partial import mask_count_sensitivity, probe_partial_states
 from dlm_lightning.probe.suite_model import SuiteModel
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.load import load_run
 from dlm_lightning.cli import OneLineArgumentParser, positive_int
 
 

@@ -11,7 +11,7 @@ import sys
 
 from dlm_lightning.cli import OneLineArgumentParser
 from dlm_lightning.errors import UserError
-from dlm_lightning.report.report import write_report
+from dlm_lightning.report.sweep_report import write_sweep_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-key", default="seed", help="the override averaged over (default: seed)")
     args = parser.parse_args(argv)
     try:
-        print(write_report(args.sweep_dir, seed_key=args.seed_key))
+        print(write_sweep_report(args.sweep_dir, seed_key=args.seed_key))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

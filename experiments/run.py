@@ -17,13 +17,13 @@ from omegaconf import DictConfig
 
 from dlm_lightning.cli import (CONFIG_DIR, check_or_exit, check_output_arguments, check_resume_arguments, config_groups,
                                normalize_group_overrides, register_resolvers, remove_unclaimed)
-from dlm_lightning.console_log import console_log
+from dlm_lightning.run.console_log import console_log
 from dlm_lightning.errors import UserError
-from dlm_lightning.experiment import FINISHED, continued_sweep_job, new_run, resumed_run, run_experiment
-from dlm_lightning.launch.job import isolated_job, record_failure, record_rank
+from dlm_lightning.run.experiment import FINISHED, continued_sweep_job, new_run, resumed_run, run_experiment
+from dlm_lightning.run.job import isolated_job, record_failure, record_rank
 from dlm_lightning.launch.names import name_jobs_by_grid
-from dlm_lightning.run_layout import LOG_FILE, METRICS_FILE
-from dlm_lightning.run_lock import run_dir_lock
+from dlm_lightning.run.layout import LOG_FILE, METRICS_FILE
+from dlm_lightning.run.lock import run_dir_lock
 
 register_resolvers()
 

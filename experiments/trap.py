@@ -25,8 +25,8 @@ from omegaconf import OmegaConf
 
 from dlm_lightning.cli import OneLineArgumentParser, check_option, positive_int
 from dlm_lightning.errors import RunDirError, UserError
-from dlm_lightning.run_layout import unused_output_dir
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.layout import unused_output_dir
+from dlm_lightning.run.load import load_run
 from dlm_lightning.judge.load import load_judge
 from dlm_lightning.trap.gap import measure_gap
 from dlm_lightning.trap.measure import build_decoders, measure

@@ -130,7 +130,7 @@ def _data_info(data_yaml: str):
 
 def _build_main_job(option: str, cfg, tmp_path) -> None:
     from dlm_lightning.build import build, build_module
-    from dlm_lightning.experiment import build_callbacks
+    from dlm_lightning.run.experiment import build_callbacks
 
     group = option.split("=", 1)[0]
     datamodule = build(cfg, "data")

@@ -7,7 +7,7 @@ import pytest
 
 from dlm_lightning.data import corpus
 from dlm_lightning.data.corpus import EOS, SEP, CorpusGenerator, check
-from dlm_lightning.data.synthetic import PROMPT_LENGTH, SyntheticCorpusDataModule
+from dlm_lightning.data.corpus_datamodule import PROMPT_LENGTH, CorpusDataModule
 
 VALID = ("[BOS] he lives in new york . i like chess . where does he live ? [SEP] "
          "he lives in new york . i like chess . they visited san diego . [EOS] [EOS]").split()
@@ -116,7 +116,7 @@ def test_every_rule_has_a_rejection_case():
 
 # ---- tokenization and the DataModule ----------------------------------------------------------------------
 def test_vocabulary_and_tokenizer_round_trip():
-    module = SyntheticCorpusDataModule(seed=0, train_size=8, val_size=8, test_size=8, batch_size=4)
+    module = CorpusDataModule(seed=0, train_size=8, val_size=8, test_size=8, batch_size=4)
     tokenizer = module.tokenizer
     assert corpus.VOCABULARY[: len(corpus.SPECIAL_TOKENS)] == corpus.SPECIAL_TOKENS
     assert len(set(corpus.VOCABULARY)) == len(corpus.VOCABULARY)
@@ -128,7 +128,7 @@ def test_vocabulary_and_tokenizer_round_trip():
 
 
 def test_dataset_items_are_left_padded_documents():
-    module = SyntheticCorpusDataModule(seed=2, answer_length=40, train_size=8, val_size=8, test_size=8, batch_size=4)
+    module = CorpusDataModule(seed=2, answer_length=40, train_size=8, val_size=8, test_size=8, batch_size=4)
     info = module.data_info()
     assert (info.prompt_length, info.seq_len, info.vocab_size) == (PROMPT_LENGTH, PROMPT_LENGTH + 40,
                                                                     len(corpus.VOCABULARY))
@@ -143,7 +143,7 @@ def test_dataset_items_are_left_padded_documents():
 
 
 def test_training_data_is_fresh_each_epoch_and_evaluation_data_is_fixed():
-    module = SyntheticCorpusDataModule(seed=0, train_size=8, val_size=6, test_size=6, batch_size=4)
+    module = CorpusDataModule(seed=0, train_size=8, val_size=6, test_size=6, batch_size=4)
     train, val = module.train_dataloader(), module.val_dataloader()
     epoch0 = [b["index"].tolist() for b in train]
     train.sampler.set_epoch(1)

@@ -45,7 +45,7 @@ def _parameters(target) -> str:
 
 @pytest.mark.parametrize("key, target", [
     ("model.nope", "dlm_lightning.models.transformer.Transformer"),
-    ("data.nope", "dlm_lightning.data.synthetic.SyntheticCorpusDataModule"),
+    ("data.nope", "dlm_lightning.data.corpus_datamodule.CorpusDataModule"),
     ("decoder.nope", None),
     ("module.nope", "dlm_lightning.module.MaskedDiffusionLM"),
     ("module.optimizer.nope", "torch.optim.AdamW"),

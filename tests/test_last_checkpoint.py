@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.experiment import new_run, run_experiment
-from dlm_lightning.evaluate import evaluate_run
+from dlm_lightning.run.experiment import new_run, run_experiment
+from dlm_lightning.run.evaluate import evaluate_run
 from suite_helpers import TINY, compose_config
 
 

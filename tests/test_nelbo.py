@@ -23,7 +23,7 @@ from dlm_lightning.data.info import DataInfo
 from dlm_lightning.decoders.ancestral import AncestralDecoder
 from dlm_lightning.models.denoiser import Denoiser, DenoiserOutput, subs_log_probs
 from dlm_lightning.module import MaskedDiffusionLM
-from dlm_lightning.nelbo import T_MIN, answer_distance, bound_terms, corrupt, draw_nelbo, nelbo_terms, stratified_times
+from dlm_lightning.masked_diffusion import T_MIN, answer_distance, bound_terms, corrupt, draw_nelbo, nelbo_terms, stratified_times
 from dlm_lightning.schedules.uniform import UniformSchedule
 
 VOCAB = ["[PAD]", "[MASK]", "[BOS]", "i", "he", "like", "likes", "tennis", "chess"]

@@ -3,7 +3,7 @@
 from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlm_lightning.tensorboard_report import write_report
+from dlm_lightning.tensorboard_report import write_tensorboard_report
 
 
 def test_write_report_logs_scalars_text_and_the_saved_figure(tmp_path):
@@ -11,7 +11,7 @@ def test_write_report_logs_scalars_text_and_the_saved_figure(tmp_path):
     figure = Figure(figsize=(2, 1))
     figure.subplots().plot([0, 1], [1, 0])
     figure.savefig(png, dpi=50)
-    write_report(tmp_path / "tb", "trap", [("trap/joint/validity", 0.5, 2), ("trap/joint/validity", 0.25, 4)],
+    write_tensorboard_report(tmp_path / "tb", "trap", [("trap/joint/validity", 0.5, 2), ("trap/joint/validity", 0.25, 4)],
                  "# report", png)
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     events.Reload()

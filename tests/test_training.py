@@ -7,7 +7,8 @@ import torch
 
 from dlm_lightning.build import build
 from dlm_lightning.errors import TrainingDiverged
-from dlm_lightning.nelbo import stratified_times
+from dlm_lightning.masked_diffusion import stratified_times
+from dlm_lightning.seeding import derived_generator
 
 
 def _trainer(cfg, tmp_path, **overrides):
@@ -37,11 +38,14 @@ def test_training_loss_is_the_nelbo_per_answer_token_with_noise_seeded_by_step(t
     x0 = torch.stack([dataset[i]["input_ids"] for i in range(8)])
     batch = {"input_ids": x0, "index": torch.arange(8)}
     with torch.no_grad():
+        global_state = torch.get_rng_state()
         loss = module.training_step(batch, 0)
+        assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG is neither read nor reseeded
+        torch.rand(5)  # and moving it changes nothing
         again = module.training_step(batch, 0)
-        torch.manual_seed(module.seed * 1_000_003)  # step 0, rank 0
-        u = stratified_times(8, None, *module.train_t_range)
-        draw = module._nelbo(x0, u, torch.rand(x0.shape))
+        noise = derived_generator(module.seed, "train", 0, 0)  # step 0, rank 0
+        u = stratified_times(8, noise, *module.train_t_range)
+        draw = module._nelbo(x0, u, torch.rand(x0.shape, generator=noise))
     assert torch.equal(loss, again)  # the noise is a function of (seed, step, rank), not of the RNG's past
     expected = draw.terms.sum() / (8 * tiny_info.answer_length)
     assert torch.allclose(loss, expected)

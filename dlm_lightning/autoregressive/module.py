@@ -21,6 +21,7 @@ from dlm_lightning.metrics.nelbo import NELBOBound
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.module import MaskedDiffusionLM
 from dlm_lightning.sample_records import sample_records
+from dlm_lightning.seeding import derived_generator
 
 
 class AutoregressiveLM(MaskedDiffusionLM):
@@ -55,7 +56,7 @@ class AutoregressiveLM(MaskedDiffusionLM):
         nelbo.update(nll.sum(dim=1), torch.full_like(nll[:, 0], nll.shape[1]))
         if not decode:
             return
-        generator = torch.Generator(self.device).manual_seed(self.seed * 7919 + batch_idx * 31 + self.global_rank)
+        generator = derived_generator(self.seed, "decode", int(batch["index"][0]), device=self.device)
         start = time.perf_counter()
         out = sample_left_to_right(self.backbone, x0[:, : self.info.prompt_length], self.info.answer_length,
                                    self.info.mask_id, self.info.eos_id, self.decoder, generator)

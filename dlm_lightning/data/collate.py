@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import default_collate
 
 from dlm_lightning.errors import require
+from dlm_lightning.seeding import derived_generator
 
 
 class VariableLengthCollate:
@@ -22,7 +23,7 @@ class VariableLengthCollate:
     def __call__(self, items: list[dict]) -> dict:
         batch = default_collate(items)
         ids = batch["input_ids"]
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(batch["index"][0]))
+        g = derived_generator(self.seed, "crop", int(batch["index"][0]))
         if self.fraction > 0 and torch.rand((), generator=g).item() < self.fraction:
             length = int(torch.randint(self.min_length, ids.shape[1] + 1, (), generator=g))
             batch["input_ids"] = ids[:, :length].contiguous()

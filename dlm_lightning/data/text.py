@@ -19,7 +19,7 @@ from dlm_lightning.data.cache import cached
 from dlm_lightning.data.collate import VariableLengthCollate
 from dlm_lightning.data.datamodule import IndexedDataModule
 from dlm_lightning.data.info import DataInfo
-from dlm_lightning.data.packing import read_sequences
+from dlm_lightning.data.layouts import read_sequences
 from dlm_lightning.data.sources import SPLITS
 from dlm_lightning.data.tokenizers import tokenizer_digest
 from dlm_lightning.errors import ConfigError, require

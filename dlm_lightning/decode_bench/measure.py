@@ -18,8 +18,9 @@ from dlm_lightning.decode_bench.memory import PeakMemory
 from dlm_lightning.decode_bench.settings import Setting
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.metrics.samples import SampleQuality
-from dlm_lightning.runs import LoadedRun
+from dlm_lightning.run.load import LoadedRun
 from dlm_lightning.sample_records import sample_records
+from dlm_lightning.seeding import derived_generator
 
 
 def answer_lengths(answers: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -63,7 +64,7 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seeds: l
             index = torch.arange(start, start + prompts.shape[0])
             answers_of = {}
             for setting, decoder in built.items():
-                generator = torch.Generator(device).manual_seed(seed * 7919 + start)
+                generator = derived_generator(seed, "decode", start, device=device)
                 with PeakMemory(device) as memory, _autocast(device, precision):
                     out = decoder.decode(context, prompts, info.answer_length, generator)
                 answers = out.tokens[:, info.prompt_length:]

@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from dlm_lightning.build import build, build_module
 from dlm_lightning.cli import CONFIG_DIR, register_resolvers
-from dlm_lightning.runs import LoadedRun
+from dlm_lightning.run.load import LoadedRun
 
 
 def untrained_run(overrides: list[str], seed: int = 0) -> LoadedRun:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk, masked_canvas
-from dlm_lightning.nelbo import answer_distance
+from dlm_lightning.masked_diffusion import answer_distance
 
 
 class AncestralDecoder(Decoder):

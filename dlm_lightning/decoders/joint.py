@@ -1,7 +1,7 @@
 """Joint-block decoding: the marginal decoder's positions, sampled jointly through the dependency head.
 
-Positions are chosen exactly as ``MarginalDecoder`` chooses them (same rule, same random draws), so
-the two differ only in how a step's k tokens are drawn. Taken left to right, the first is the
+Positions are chosen exactly as ``MarginalDecoder`` chooses them (``BlockDecoder``'s rule, same random
+draws), so the two differ only in how a step's k tokens are drawn. Taken left to right, the first is the
 marginal draw and each later one comes from the head's p(x_sigma(j) | z_t, x_sigma(<j)):
 
 - ``exact``: k - 1 cheap head calls per denoiser call, each sampling the next token as
@@ -22,14 +22,14 @@ from __future__ import annotations
 import torch
 
 from dlm_lightning.decoders.base import DecodeContext, gumbel_argmax
-from dlm_lightning.decoders.marginal import MarginalDecoder, Window, take_positions
+from dlm_lightning.decoders.block import BlockDecoder, Window, take_positions
 from dlm_lightning.errors import require
 from dlm_lightning.models.denoiser import DenoiserOutput
 
 MODES = ("exact", "speculative")
 
 
-class JointDecoder(MarginalDecoder):
+class JointDecoder(BlockDecoder):
     needs_head = True
 
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,

@@ -19,7 +19,7 @@ import torch
 
 from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, masked_canvas
 from dlm_lightning.errors import require
-from dlm_lightning.nelbo import answer_distance
+from dlm_lightning.masked_diffusion import answer_distance
 
 
 class TimeGridDecoder(Decoder):

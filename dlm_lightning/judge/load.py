@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dlm_lightning.build import config_group
 from dlm_lightning.judge.base import Judge
-from dlm_lightning.run_layout import CONFIG_FILE
+from dlm_lightning.run.layout import CONFIG_FILE
 
 
 def load_judge(spec: str, batch_size: int = 16, mauve: bool = False) -> Judge:

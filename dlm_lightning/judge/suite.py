@@ -13,7 +13,7 @@ class SuiteJudge(Judge):
     def __init__(self, run: str, checkpoint: str = "last", batch_size: int = 64, mauve: bool = False):
         require(isinstance(batch_size, int) and batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
         require_mauve(mauve)
-        from dlm_lightning.runs import load_run
+        from dlm_lightning.run.load import load_run
 
         loaded = load_run(run, checkpoint)
         if not getattr(loaded.module, "exact_likelihood", False):

@@ -6,7 +6,7 @@ import torch
 
 from dlm_lightning.errors import UserError
 from dlm_lightning.probe.source import ProbeModel, resolve_device
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.load import load_run
 
 
 class SuiteModel(ProbeModel):

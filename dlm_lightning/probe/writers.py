@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from dlm_lightning.probe.aggregate import LABELS
-from dlm_lightning.tensorboard_report import write_report
+from dlm_lightning.tensorboard_report import write_tensorboard_report
 
 JSON_FILE, CSV_FILE, MD_FILE, PNG_FILE = "probe.json", "probe_topk.csv", "probe.md", "probe.png"
 
@@ -109,7 +109,7 @@ def write_tensorboard(report: dict, text: str, png: Path, directory: Path) -> No
     """Per-position means as scalars (step = position), the Markdown report, and the figure."""
     scalars = ((f"probe/{name}_mean", value, j + 1)
                for name, values in report["per_position"].items() for j, value in enumerate(values["mean"]))
-    write_report(directory, "probe", scalars, text, png)
+    write_tensorboard_report(directory, "probe", scalars, text, png)
 
 
 def write_all(report: dict, out_dir: Path, table_prompts: int = 3, table_positions: list[int] | None = None,

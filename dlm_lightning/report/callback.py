@@ -19,13 +19,13 @@ class ReportAtSweepEnd(Callback):
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 
         from dlm_lightning.report.jobs import OK, collect_jobs
-        from dlm_lightning.report.report import write_report
+        from dlm_lightning.report.sweep_report import write_sweep_report
 
         if rank_zero_only.rank != 0:  # under torchrun every rank runs the sweep; one report is enough
             return
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         try:
-            write_report(sweep_dir)
+            write_sweep_report(sweep_dir)
         except Exception as error:  # the jobs' results stay valid without a report: say so, don't fail
             log.error("the sweep report failed (%s: %s); rerun python -m experiments.report %s",
                       type(error).__name__, error, sweep_dir)

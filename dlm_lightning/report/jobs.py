@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from dlm_lightning.errors import UserError
-from dlm_lightning.run_layout import CONFIG_FILE, ERROR_FILE, METRICS_FILE, OVERRIDES_FILE
+from dlm_lightning.run.layout import CONFIG_FILE, ERROR_FILE, METRICS_FILE, OVERRIDES_FILE
 
 OK, FAILED, UNFINISHED = "ok", "failed", "unfinished"
 

@@ -6,7 +6,7 @@ import torch
 
 from dlm_lightning.errors import require
 from dlm_lightning.metrics.factorisation import GapAccumulator, joint_gain, pairs_at_distance, window_subsets
-from dlm_lightning.nelbo import T_MIN, answer_distance, corrupt
+from dlm_lightning.masked_diffusion import T_MIN, answer_distance, corrupt
 
 
 @torch.no_grad()

@@ -18,8 +18,9 @@ from dlm_lightning.judge.scoring import score_answers
 from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.entities import committed_mixed_pairs
 from dlm_lightning.metrics.samples import SampleQuality
-from dlm_lightning.runs import LoadedRun
+from dlm_lightning.run.load import LoadedRun
 from dlm_lightning.sample_records import sample_records
+from dlm_lightning.seeding import derived_generator
 
 BASELINE = "marginal"
 
@@ -60,7 +61,7 @@ def measure(run: LoadedRun, built: dict, samples: int, batch_size: int, seed: in
         prompts = ids[start: start + batch_size, : info.prompt_length]
         index = torch.arange(start, start + prompts.shape[0])
         for key, decoder in built.items():
-            generator = torch.Generator().manual_seed(seed * 7919 + start)
+            generator = derived_generator(seed, "decode", start)
             out = decoder.decode(context, prompts, info.answer_length, generator)
             step_seconds[key].append(out.seconds / out.nfe)
             if n < len(starts):

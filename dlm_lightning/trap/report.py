@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from dlm_lightning.report.grid import Stat, is_number, stat_of
-from dlm_lightning.tensorboard_report import write_report
+from dlm_lightning.tensorboard_report import write_tensorboard_report
 from dlm_lightning.trap.measure import BASELINE
 
 CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "trap.png"
@@ -196,7 +196,7 @@ def write_tensorboard(rows: list[dict], text: str, png: Path, directory: Path, g
     for row in gap_rows:
         gaps.setdefault((row["by"], row["value"]), []).append(row["gap_nats_per_token"])
     scalars += [(f"trap/gap_by_{by}", stat_of(values).mean, value) for (by, value), values in gaps.items()]
-    write_report(directory, "trap", scalars, text, png)
+    write_tensorboard_report(directory, "trap", scalars, text, png)
 
 
 def gap_markdown(gap_rows: list[dict]) -> str:

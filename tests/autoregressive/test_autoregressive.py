@@ -105,7 +105,7 @@ def test_bad_settings_fail_in_one_line():
 
 
 def test_the_objective_config_composes_and_trains(compose, tiny_overrides, tmp_path):
-    from dlm_lightning.experiment import new_run, run_experiment
+    from dlm_lightning.run.experiment import new_run, run_experiment
 
     cfg = compose([*tiny_overrides, "objective=autoregressive", "data.train_size=64", "data.test_size=8",
                    "data.val_size=16", "module.eval_decode_batches=0", "callbacks.throughput=null"])

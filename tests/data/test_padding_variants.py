@@ -15,7 +15,7 @@ from suite_helpers import TINY, compose_config
 @pytest.fixture(autouse=True)
 def cheap_counts(monkeypatch):
     """The unigram counts (2000 documents) play no part here; ones keep the DataInfo cheap to build."""
-    monkeypatch.setattr("dlm_lightning.data.synthetic.answer_token_counts",
+    monkeypatch.setattr("dlm_lightning.data.corpus_datamodule.answer_token_counts",
                         lambda dataset, prompt_length, vocab_size, n: torch.ones(vocab_size, dtype=torch.float64))
 
 

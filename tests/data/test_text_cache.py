@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dlm_lightning.data.cache import META, cached
-from dlm_lightning.data.packing import Wrap
+from dlm_lightning.data.layouts import Wrap
 from dlm_lightning.data.tokenizers import TrainedBPE
 from text_fixtures import text_module
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlm_lightning.data.packing import PromptAnswer
+from dlm_lightning.data.layouts import PromptAnswer
 from dlm_lightning.data.sources import HFSource
 from dlm_lightning.errors import ConfigError
 from text_fixtures import dataset_dir, lima_file, text_module

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dlm_lightning.data.collate import VariableLengthCollate
-from dlm_lightning.data.packing import PromptAnswer, Wrap, read_sequences
+from dlm_lightning.data.layouts import PromptAnswer, Wrap, read_sequences
 from dlm_lightning.data.sources import DataSourceError
 from dlm_lightning.data.word_tokenizer import word_level_tokenizer
 
@@ -81,7 +81,7 @@ def test_prompt_answer_rows(words_tokenizer, tmp_path):
 
 
 def test_prompt_positions_are_never_masked(words_tokenizer, tmp_path):
-    from dlm_lightning.nelbo import answer_distance, corrupt
+    from dlm_lightning.masked_diffusion import answer_distance, corrupt
     from dlm_lightning.schedules.uniform import UniformSchedule
 
     rows, _ = pack(PromptAnswer(prompt_length=4, answer_length=5), [["w1 w2", "w3"], ["w4", "w5 w6"]],

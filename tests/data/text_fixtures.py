@@ -64,7 +64,7 @@ def hf_source(folder: Path, tmp: Path, **options):
 
 def text_module(tmp: Path, source=None, tokenizer=None, layout=None, **options):
     """A TextDataModule on the local dataset directory: BPE of 300 entries, packed sequences of 16."""
-    from dlm_lightning.data.packing import Wrap
+    from dlm_lightning.data.layouts import Wrap
     from dlm_lightning.data.text import TextDataModule
     from dlm_lightning.data.tokenizers import TrainedBPE
 

@@ -12,8 +12,8 @@ from dlm_lightning.decode_bench.measure import answer_lengths, measure, summaris
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS
 from dlm_lightning.decode_bench.settings import Setting, build_decoders, grid
 from dlm_lightning.errors import ConfigError
-from dlm_lightning.run_layout import CONFIG_FILE, LAST_CHECKPOINT
-from dlm_lightning.runs import LoadedRun
+from dlm_lightning.run.layout import CONFIG_FILE, LAST_CHECKPOINT
+from dlm_lightning.run.load import LoadedRun
 
 
 def test_answer_lengths_count_tokens_before_the_first_eos():

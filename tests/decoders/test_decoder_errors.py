@@ -6,7 +6,7 @@ from suite_helpers import compose_config
 import torch
 
 from dlm_lightning.build import build, build_module
-from dlm_lightning.checkpoint import model_signature
+from dlm_lightning.run.checkpoint import model_signature
 from dlm_lightning.decoders.ancestral import AncestralDecoder
 from dlm_lightning.decoders.base import DecodeContext
 from dlm_lightning.decoders.joint import JointDecoder

@@ -16,7 +16,7 @@ from exact_diffusion import LENGTH, MASK, SEQUENCES, SYMBOLS, VOCAB, ExactDenois
 from dlm_lightning.decoders.base import DecodeContext  # noqa: E402
 from dlm_lightning.decoders.time_grid import TimeGridDecoder  # noqa: E402
 from dlm_lightning.errors import ConfigError  # noqa: E402
-from dlm_lightning.nelbo import answer_distance  # noqa: E402
+from dlm_lightning.masked_diffusion import answer_distance  # noqa: E402
 from dlm_lightning.schedules.adaptive import AdaptiveSchedule  # noqa: E402
 from dlm_lightning.schedules.info import InfoSchedule  # noqa: E402
 from dlm_lightning.schedules.uniform import UniformSchedule  # noqa: E402

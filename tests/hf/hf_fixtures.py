@@ -58,9 +58,9 @@ class TinyDLMModel(PreTrainedModel):
 
 
 def corpus_tokenizer():
-    from dlm_lightning.data.synthetic import SyntheticCorpusDataModule
+    from dlm_lightning.data.corpus_datamodule import CorpusDataModule
 
-    return SyntheticCorpusDataModule(train_size=8, val_size=8, test_size=8, batch_size=8).tokenizer
+    return CorpusDataModule(train_size=8, val_size=8, test_size=8, batch_size=8).tokenizer
 
 
 def save_tiny_bert(directory: Path, seed: int = 0) -> Path:

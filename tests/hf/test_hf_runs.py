@@ -14,7 +14,7 @@ import torch
 
 from suite_helpers import REPO, compose_config
 
-from dlm_lightning.experiment import new_run, run_experiment
+from dlm_lightning.run.experiment import new_run, run_experiment
 
 SMALL = ["trainer.max_epochs=1", "data.train_size=128", "data.val_size=32", "data.test_size=16",
          "data.batch_size=32", "data.eval_batch_size=32", "callbacks.progress=null", "callbacks.throughput=null",
@@ -55,7 +55,7 @@ def batch_for(info, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("which", ["bert_run", "remote_run"])
 def test_export_round_trip_gives_identical_log_probs(which, request, tmp_path):
     from dlm_lightning.export import DLMForMaskedDiffusion, export_run
-    from dlm_lightning.runs import load_run
+    from dlm_lightning.run.load import load_run
 
     run_dir = request.getfixturevalue(which)
     loaded = load_run(run_dir)
@@ -83,14 +83,14 @@ model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
 x, t, expected = torch.load(sys.argv[2])
 with torch.no_grad():
     same = torch.equal(model(x, t).logits, expected)
-data_modules = [m for m in sys.modules if m.startswith(("dlm_lightning.data.synthetic", "dlm_lightning.data.text", "datasets"))]
+data_modules = [m for m in sys.modules if m.startswith(("dlm_lightning.data.corpus_datamodule", "dlm_lightning.data.text", "datasets"))]
 print(type(model).__name__, same, data_modules)
 """
 
 
 def test_exported_model_loads_in_a_fresh_process_without_data(remote_run, tmp_path):
     from dlm_lightning.export import export_run
-    from dlm_lightning.runs import load_run
+    from dlm_lightning.run.load import load_run
 
     loaded = load_run(remote_run)
     out = export_run(remote_run, tmp_path / "export")
@@ -105,7 +105,7 @@ def test_exported_model_loads_in_a_fresh_process_without_data(remote_run, tmp_pa
 
 
 def test_load_run_needs_no_data_module(bert_run, monkeypatch):
-    import dlm_lightning.runs as runs
+    import dlm_lightning.run.load as runs
 
     original = runs.build
 
@@ -124,7 +124,7 @@ def test_load_run_needs_no_data_module(bert_run, monkeypatch):
 def test_probe_and_trap_run_on_an_hf_run(bert_run):
     from dlm_lightning.probe.compute import run_probe
     from dlm_lightning.probe.suite_model import SuiteModel
-    from dlm_lightning.runs import load_run
+    from dlm_lightning.run.load import load_run
     from dlm_lightning.trap.measure import build_decoders, measure
 
     model = SuiteModel(str(bert_run))

@@ -25,7 +25,7 @@ def test_bad_mode_names_the_key():
 
 
 def test_the_run_config_builds_the_callback(compose, tiny_overrides, tmp_path):
-    from dlm_lightning.experiment import build_callbacks
+    from dlm_lightning.run.experiment import build_callbacks
 
     cfg = compose([*tiny_overrides, "callbacks=compile", "callbacks.compile.mode=max-autotune"])
     callbacks = [c for c in build_callbacks(cfg, tmp_path) if isinstance(c, CompileBackbone)]

@@ -1,5 +1,5 @@
 """The suite path: a tiny run trained in-process (a real run directory and Lightning checkpoint),
-loaded by dlm_lightning.runs and probed, and the experiments.probe entry point end to end."""
+loaded by dlm_lightning.run.load and probed, and the experiments.probe entry point end to end."""
 
 import os
 import shutil
@@ -14,10 +14,10 @@ import torch
 from omegaconf import OmegaConf
 
 from dlm_lightning.errors import CheckpointMismatch, ConfigError, RunDirError, UserError
-from dlm_lightning.experiment import new_run, run_experiment
+from dlm_lightning.run.experiment import new_run, run_experiment
 from dlm_lightning.probe.compute import run_probe
 from dlm_lightning.probe.suite_model import SuiteModel
-from dlm_lightning.runs import find_checkpoint, load_run
+from dlm_lightning.run.load import find_checkpoint, load_run
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model=tiny", "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32", "data.test_size=32",

@@ -16,7 +16,7 @@ from torch import nn
 
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.models.denoiser import DenoiserOutput
-from dlm_lightning.nelbo import answer_distance, bound_terms, draw_nelbo
+from dlm_lightning.masked_diffusion import answer_distance, bound_terms, draw_nelbo
 from dlm_lightning.schedules.uniform import UniformSchedule
 
 SYMBOLS, LENGTH, MASK = 3, 3, 3

@@ -12,7 +12,7 @@ import torch
 
 from exact_diffusion import LENGTH, MASK, SEQUENCES, time_blind_denoiser, toy_info, toy_probs
 from dlm_lightning.errors import ConfigError
-from dlm_lightning.nelbo import answer_distance, draw_nelbo, nelbo_terms
+from dlm_lightning.masked_diffusion import answer_distance, draw_nelbo, nelbo_terms
 from dlm_lightning.schedules.info import InfoSchedule, information_exponents, standardised_surprisal
 
 U_MIN = 1e-3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from dlm_lightning.data.info import DataInfo
-from dlm_lightning.nelbo import answer_distance, corrupt
+from dlm_lightning.masked_diffusion import answer_distance, corrupt
 from dlm_lightning.schedules.adaptive import AdaptiveSchedule, distance_exponents
 from dlm_lightning.schedules.info import InfoSchedule, standardised_surprisal
 

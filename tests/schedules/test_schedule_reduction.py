@@ -8,7 +8,7 @@ import torch
 
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.models.denoiser import DenoiserOutput, subs_log_probs
-from dlm_lightning.nelbo import answer_distance, bound_terms, draw_nelbo, stratified_times
+from dlm_lightning.masked_diffusion import answer_distance, bound_terms, draw_nelbo, stratified_times
 from dlm_lightning.schedules.adaptive import AdaptiveSchedule
 from dlm_lightning.schedules.info import InfoSchedule
 from dlm_lightning.schedules.uniform import UniformSchedule

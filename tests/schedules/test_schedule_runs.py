@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from suite_helpers import TINY
 from dlm_lightning.build import build, build_module
-from dlm_lightning.experiment import new_run
+from dlm_lightning.run.experiment import new_run
 
 SMALL_RUN = ("model=tiny", "trainer.max_epochs=1", "data.train_size=32", "data.batch_size=16",
              "data.val_size=16", "data.test_size=8", "data.eval_batch_size=16", "callbacks.progress=null")

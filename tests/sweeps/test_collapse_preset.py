@@ -2,7 +2,7 @@
 
 from omegaconf import OmegaConf
 
-from dlm_lightning.reuse import training_fingerprint
+from dlm_lightning.run.reuse import training_fingerprint
 from suite_helpers import compose_config
 
 

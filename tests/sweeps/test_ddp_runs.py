@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dlm_lightning.evaluate import evaluate_run
+from dlm_lightning.run.evaluate import evaluate_run
 from sweep_helpers import FAST
 
 # one training batch per rank; the 16 validation and test documents split 8 / 8 between the ranks

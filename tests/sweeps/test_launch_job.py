@@ -15,7 +15,7 @@ from omegaconf import open_dict
 
 from dlm_lightning.errors import ConfigError, UserError
 from dlm_lightning.launch import children
-from dlm_lightning.launch.job import isolated_job, record_failure
+from dlm_lightning.run.job import isolated_job, record_failure
 from dlm_lightning.launch.names import MAX_DIRNAME_BYTES, job_dirname, launch_stamp, name_jobs_by_grid
 
 

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from dlm_lightning.errors import UserError
 from dlm_lightning.report.plots import indexed_families
-from dlm_lightning.report.report import write_report
+from dlm_lightning.report.sweep_report import write_sweep_report
 from experiments.report import main as report_main
 
 
@@ -42,7 +42,7 @@ def sweep(tmp_path: Path) -> Path:
 
 
 def test_report_has_one_row_per_job_and_mean_std_per_cell(sweep: Path):
-    write_report(sweep)
+    write_sweep_report(sweep)
     rows = list(csv.DictReader((sweep / "results.csv").open()))
     assert len(rows) == 7
     assert sorted(r["status"] for r in rows) == ["failed"] + ["ok"] * 6
@@ -63,12 +63,12 @@ def test_report_has_one_row_per_job_and_mean_std_per_cell(sweep: Path):
 
 
 def test_report_plots_and_tensorboard_hparams(sweep: Path):
-    write_report(sweep)
+    write_sweep_report(sweep)
     for name in ("val_nelbo.png", "sample_validity.png", "curve_val_position_nelbo.png"):
         assert (sweep / name).stat().st_size > 1000
     runs = [p for p in (sweep / "hparams").iterdir() if list(p.glob("events.out.tfevents*"))]
     assert len(runs) == 6  # finished jobs only
-    write_report(sweep)  # a second report replaces the first, never appends
+    write_sweep_report(sweep)  # a second report replaces the first, never appends
     assert len(list((sweep / "hparams").iterdir())) == 6
 
 
@@ -76,7 +76,7 @@ def test_numeric_axes_get_a_line_plot(tmp_path: Path):
     for k in (1, 2, 4):
         for seed in (0, 1):
             make_job(tmp_path, [f"decoder.tokens_per_step={k}", f"seed={seed}"], {"sample/validity": 1 / k})
-    write_report(tmp_path)
+    write_sweep_report(tmp_path)
     assert (tmp_path / "sample_validity_vs_decoder_tokens_per_step.png").exists()
     text = (tmp_path / "results.md").read_text()
     assert "| 1 | 2 | **1 ± 0** |" in text and "| 4 | 2 | 0.25 ± 0 |" in text  # the highest validity is best
@@ -91,7 +91,7 @@ def test_indexed_metric_families():
 
 def test_report_errors_are_one_line(tmp_path: Path, capsys):
     with pytest.raises(UserError, match="no job directories"):
-        write_report(tmp_path)
+        write_sweep_report(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         report_main([str(tmp_path / "missing")])
     assert exit_info.value.code == 2

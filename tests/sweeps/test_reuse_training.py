@@ -10,7 +10,7 @@ from omegaconf import open_dict
 from suite_helpers import compose_config
 from sweep_helpers import FAST
 
-from dlm_lightning.reuse import find_trained_run, training_fingerprint
+from dlm_lightning.run.reuse import find_trained_run, training_fingerprint
 
 TINY = [*FAST, "data.train_size=64"]  # two training batches
 

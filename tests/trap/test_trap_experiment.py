@@ -10,7 +10,7 @@ import pytest
 
 from suite_helpers import compose_config
 
-from dlm_lightning.experiment import new_run, run_experiment
+from dlm_lightning.run.experiment import new_run, run_experiment
 from experiments import trap
 
 TINY = ["model=tiny", "head=dependency", "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32",

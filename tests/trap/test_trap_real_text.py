@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent / "data"))
 from text_fixtures import documents  # noqa: E402
 
-from dlm_lightning.experiment import new_run, run_experiment  # noqa: E402
+from dlm_lightning.run.experiment import new_run, run_experiment  # noqa: E402
 from experiments import trap  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import lightning as L
 
 from dlm_lightning.build import build
 from dlm_lightning.errors import require
-from dlm_lightning.runs import load_run
+from dlm_lightning.run.load import load_run
 
 SPLITS = ("val", "test")
 

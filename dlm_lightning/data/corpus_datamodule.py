@@ -33,7 +33,7 @@ class CorpusDataset(Dataset):
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "index": index}
 
 
-class SyntheticCorpusDataModule(IndexedDataModule):
+class CorpusDataModule(IndexedDataModule):
     def __init__(self, seed: int = 0, answer_length: int = 40, max_free_sentences: int = 5,
                  batch_size: int = 128, train_size: int = 25_600, val_size: int = 512,
                  test_size: int = 512, num_workers: int = 0, eval_batch_size: int | None = None,

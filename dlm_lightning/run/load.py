@@ -16,11 +16,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module
-from dlm_lightning.checkpoint import read_checkpoint
+from dlm_lightning.run.checkpoint import read_checkpoint
 from dlm_lightning.data.info import DataInfo
 from dlm_lightning.data.portable import info_from_dict
 from dlm_lightning.errors import RunDirError, require
-from dlm_lightning.run_layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, TOKENIZER_DIR
+from dlm_lightning.run.layout import CHECKPOINT_DIR, CONFIG_FILE, LAST_CHECKPOINT, TOKENIZER_DIR
 
 CHECKPOINTS = ("last", "best")
 

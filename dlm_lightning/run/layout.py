@@ -1,4 +1,4 @@
-"""File names inside a run directory (the layout is documented in ``experiment``)."""
+"""File names inside a run directory (the layout is documented in ``run.experiment``)."""
 
 from pathlib import Path
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.errors import UserError
 from dlm_lightning.launch.children import end_children
-from dlm_lightning.run_layout import ERROR_FILE, RANKS_DIR
+from dlm_lightning.run.layout import ERROR_FILE, RANKS_DIR
 
 
 

@@ -20,15 +20,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
-from dlm_lightning.checkpoint import read_checkpoint
+from dlm_lightning.run.checkpoint import read_checkpoint
 from dlm_lightning.config_types import check_config_types
 from dlm_lightning.errors import ConfigError, RunDirError
-from dlm_lightning.provenance import write_provenance
-from dlm_lightning.run_layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE,
+from dlm_lightning.run.provenance import write_provenance
+from dlm_lightning.run.layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE,
                                       OVERRIDES_FILE, PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
 from dlm_lightning.sample_records import samples_markdown
 from dlm_lightning.judge.run_scores import judge_run_samples
-from dlm_lightning.reuse import find_trained_run, training_fingerprint
+from dlm_lightning.run.reuse import find_trained_run, training_fingerprint
 
 
 

@@ -19,7 +19,7 @@ PLOTTED_METRICS = ("val/nelbo", "sample/validity", "sample/length/bias", "sample
                    "sample/unigram_entropy")
 
 
-def write_report(sweep_dir: Path, seed_key: str = "seed") -> Path:
+def write_sweep_report(sweep_dir: Path, seed_key: str = "seed") -> Path:
     """Writes the report files into ``sweep_dir`` and returns the path of results.md."""
     sweep_dir = Path(sweep_dir)
     jobs = collect_jobs(sweep_dir)

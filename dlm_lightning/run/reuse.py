@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import dlm_lightning
-from dlm_lightning.run_layout import LAST_CHECKPOINT, METRICS_FILE
+from dlm_lightning.run.layout import LAST_CHECKPOINT, METRICS_FILE
 
 SAMPLING_ONLY = ("decoder", "judge")  # config groups that do not change the trained weights
 NOT_TRAINING = ("resume", "reuse_training")
