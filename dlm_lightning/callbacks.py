@@ -1,7 +1,9 @@
-"""Lightning callbacks for this suite: throughput in tokens, and a last.ckpt that is always the latest."""
+"""Lightning callbacks for this suite: throughput in tokens, a last.ckpt that is always the latest, the exact
+mid-epoch data order, and the decoded samples written out of the module."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +11,9 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, Checkpoint, ThroughputMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 
-from dlm_lightning.run.layout import LAST_CHECKPOINT
+from dlm_lightning.metrics.positions import POSITION_PREFIX, position_figure
+from dlm_lightning.run.layout import LAST_CHECKPOINT, SAMPLES_FILE
+from dlm_lightning.sample_records import samples_markdown
 
 
 def _batch_size(batch: dict) -> int:
@@ -100,3 +104,69 @@ class ResumableDataOrder(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.batches_done = state_dict["batches_done"]
+
+
+class SampleWriter(Callback):
+    """Decoded samples and evaluation figures, taken from what validation_step and test_step return
+    (``{"samples": records}``), so the module writes no files and no TensorBoard entries itself.
+
+    - after each validation: the first samples as text (``val/samples``) and the per-position curves as
+      a figure (``val/position``), in every logger that takes text or figures (TensorBoard);
+    - after testing: every test sample in ``samples.jsonl`` (each rank writes its part, rank 0 merges
+      them in index order) and the first 32 as text (``test/samples``).
+    """
+
+    def __init__(self, run_dir: Path, text_samples: tuple[int, int] = (8, 32)):
+        self.run_dir, self.text_samples = Path(run_dir), text_samples
+        self.samples: list[dict] = []
+
+    def _collect(self, outputs) -> None:
+        if isinstance(outputs, dict) and outputs.get("samples"):
+            self.samples.extend(outputs["samples"])
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.samples = []
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.samples = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._collect(outputs)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._collect(outputs)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # not on_validation_epoch_end: callbacks run before the module's, whose logged values come later
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        positions = {key[len(POSITION_PREFIX):]: float(value) for key, value in trainer.callback_metrics.items()
+                     if key.startswith(POSITION_PREFIX)}
+        for experiment in _writers(trainer):
+            if positions and hasattr(experiment, "add_figure"):
+                experiment.add_figure("val/position", position_figure(positions), trainer.global_step)
+            if self.samples and hasattr(experiment, "add_text"):
+                experiment.add_text("val/samples", samples_markdown(self.samples[: self.text_samples[0]]),
+                                    trainer.global_step)
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        part = self.run_dir / f"samples.rank{trainer.global_rank}.jsonl"
+        part.write_text("".join(json.dumps(r) + "\n" for r in self.samples))
+        trainer.strategy.barrier("samples")
+        if not trainer.is_global_zero:
+            return
+        parts = sorted(self.run_dir.glob("samples.rank*.jsonl"))
+        merged = sorted((json.loads(line) for p in parts for line in p.read_text().splitlines()),
+                        key=lambda r: r["index"])
+        (self.run_dir / SAMPLES_FILE).write_text("".join(json.dumps(r) + "\n" for r in merged))
+        for p in parts:
+            p.unlink()
+        for experiment in _writers(trainer):
+            if merged and hasattr(experiment, "add_text"):
+                experiment.add_text("test/samples", samples_markdown(merged[: self.text_samples[1]]),
+                                    trainer.global_step)
+
+
+def _writers(trainer) -> list:
+    """The loggers' underlying writers (a SummaryWriter for TensorBoard)."""
+    return [getattr(logger, "experiment", None) for logger in trainer.loggers]

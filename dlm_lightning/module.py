@@ -21,11 +21,11 @@ from dlm_lightning.loss_weights import training_weights
 from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.entities import committed_mixed_pairs, mixed_pair_codes
 from dlm_lightning.metrics.nelbo import NELBOBound
-from dlm_lightning.metrics.positions import PositionDiagnostics
+from dlm_lightning.metrics.positions import POSITION_PREFIX, PositionDiagnostics
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.models.denoiser import Denoiser
 from dlm_lightning.masked_diffusion import T_MIN, answer_distance, bound_terms, draw_nelbo, stratified_times
-from dlm_lightning.sample_records import sample_records, samples_markdown
+from dlm_lightning.sample_records import sample_records
 from dlm_lightning.schedules.base import NoiseSchedule
 from dlm_lightning.seeding import derived_generator
 
@@ -66,7 +66,6 @@ class MaskedDiffusionLM(L.LightningModule):
         self.test_samples = SampleQuality(data_info.vocab_size, rules, ignored)
         # decoded answers against the data's for the same prompts (length bias, token profile, diversity)
         self.val_collapse, self.test_collapse = CollapseMetrics.for_data(data_info), CollapseMetrics.for_data(data_info)
-        self.records: list[dict] = []
 
     # ---- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -112,7 +111,9 @@ class MaskedDiffusionLM(L.LightningModule):
         return torch.stack(times).to(self.device), torch.stack(uniforms).to(self.device)
 
     def _eval_step(self, batch: dict, batch_idx: int, nelbo: NELBOBound, samples: SampleQuality,
-                   decode: bool, stage: str = "val", positions: PositionDiagnostics | None = None) -> None:
+                   decode: bool, stage: str = "val", positions: PositionDiagnostics | None = None) -> dict | None:
+        """Updates the metrics; returns the decoded samples as records ({"samples": [...]}) when it decodes:
+        callbacks.SampleWriter takes them from there."""
         x0 = batch["input_ids"]
         u, uniforms = self._eval_noise(batch["index"], x0.shape[1])
         draw = self._nelbo(x0, u, uniforms)
@@ -137,36 +138,26 @@ class MaskedDiffusionLM(L.LightningModule):
             samples.update(answers, checks, out.nfe, out.seconds, entity_errors)
             collapse = self.val_collapse if stage == "val" else self.test_collapse
             collapse.update(answers, x0[:, self.info.prompt_length:])
-            self.records.extend(records)
+            return {"samples": records}
+        return None
 
     def decode_context(self) -> DecodeContext:
         return DecodeContext(self.denoiser, self.schedule, self.info.mask_id, self.info.eos_id,
                              getattr(self, "dependency_head", None), self.info.pad_ids)
 
-    def on_validation_epoch_start(self) -> None:
-        self.records = []
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, self.val_nelbo, self.val_samples,
-                        decode=batch_idx < self.eval_decode_batches, positions=self.val_positions)
+    def validation_step(self, batch: dict, batch_idx: int) -> dict | None:
+        return self._eval_step(batch, batch_idx, self.val_nelbo, self.val_samples,
+                               decode=batch_idx < self.eval_decode_batches, positions=self.val_positions)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_nelbo, self.val_samples, self.val_collapse)
-        logger = self.logger.experiment if self.logger is not None else None
         if self.val_positions.update_count > 0:
             by_distance = self.val_positions.compute()
             self.val_positions.reset()
-            self.log_dict({f"val/position/{k}": v.float() for k, v in by_distance.items()}, sync_dist=True)
-            if logger is not None and hasattr(logger, "add_figure"):
-                logger.add_figure("val/position", self.val_positions.figure(by_distance), self.global_step)
-        if logger is not None and hasattr(logger, "add_text") and self.records:
-            logger.add_text("val/samples", samples_markdown(self.records[:8]), self.global_step)
+            self.log_dict({f"{POSITION_PREFIX}{k}": v.float() for k, v in by_distance.items()}, sync_dist=True)
 
-    def on_test_epoch_start(self) -> None:
-        self.records = []
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, self.test_nelbo, self.test_samples, decode=True, stage="test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict | None:
+        return self._eval_step(batch, batch_idx, self.test_nelbo, self.test_samples, decode=True, stage="test")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_nelbo, None)

@@ -50,12 +50,12 @@ class AutoregressiveLM(MaskedDiffusionLM):
         return loss
 
     def _eval_step(self, batch: dict, batch_idx: int, nelbo: NELBOBound, samples: SampleQuality,
-                   decode: bool, stage: str = "val", positions=None) -> None:
+                   decode: bool, stage: str = "val", positions=None) -> dict | None:
         x0 = batch["input_ids"]
         nll = self._answer_nll(x0)
         nelbo.update(nll.sum(dim=1), torch.full_like(nll[:, 0], nll.shape[1]))
         if not decode:
-            return
+            return None
         generator = derived_generator(self.seed, "decode", int(batch["index"][0]), device=self.device)
         start = time.perf_counter()
         out = sample_left_to_right(self.backbone, x0[:, : self.info.prompt_length], self.info.answer_length,
@@ -66,4 +66,4 @@ class AutoregressiveLM(MaskedDiffusionLM):
         entity_errors = (committed_mixed_pairs(answers, out.commit_step, self.entity_codes, self.info.vocab_size)
                          if self.info.entities else None)  # one token per step: always 0, kept for the table
         samples.update(answers, checks, out.nfe, out.seconds, entity_errors)
-        self.records.extend(records)
+        return {"samples": records}

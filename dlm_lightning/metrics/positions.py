@@ -14,6 +14,9 @@ def distance_buckets(answer_length: int, num_buckets: int) -> list[tuple[int, in
     return [(edges[k], edges[k + 1] - 1) for k in range(n)]
 
 
+POSITION_PREFIX = "val/position/"  # where the module logs compute()'s values
+
+
 class PositionDiagnostics(Metric):
     full_state_update = False
 
@@ -56,18 +59,21 @@ class PositionDiagnostics(Metric):
             out[f"accuracy/{name}"] = self.correct[k] / self.masked[k]
         return out
 
-    def figure(self, values: dict[str, torch.Tensor]):
-        """Both curves against distance from the prompt, as a matplotlib figure (no GUI backend needed)."""
-        from matplotlib.figure import Figure
 
-        labels = [f"{first}-{last}" for first, last in self.buckets]
-        names = [f"d{first:02d}-{last:02d}" for first, last in self.buckets]
-        fig = Figure(figsize=(8, 3.2))
-        for axis, (stat, ylabel) in zip(fig.subplots(1, 2), (("nelbo", "NELBO (nats / token)"),
-                                                              ("accuracy", "accuracy at masked positions"))):
-            axis.plot(labels, [float(values[f"{stat}/{n}"]) for n in names], marker="o")
-            axis.set_xlabel("distance from the prompt")
-            axis.set_ylabel(ylabel)
-            axis.tick_params(axis="x", labelrotation=45)
-        fig.tight_layout()
-        return fig
+def position_figure(values: dict[str, float]):
+    """Both curves of ``compute``'s values (``nelbo/dFIRST-LAST``, ``accuracy/dFIRST-LAST``) against distance
+    from the prompt, as a matplotlib figure (no GUI backend needed)."""
+    from matplotlib.figure import Figure
+
+    names = sorted((key.split("/", 1)[1] for key in values if key.startswith("nelbo/")),
+                   key=lambda name: int(name[1:].split("-")[0]))
+    labels = [name[1:] for name in names]
+    fig = Figure(figsize=(8, 3.2))
+    for axis, (stat, ylabel) in zip(fig.subplots(1, 2), (("nelbo", "NELBO (nats / token)"),
+                                                          ("accuracy", "accuracy at masked positions"))):
+        axis.plot(labels, [float(values[f"{stat}/{n}"]) for n in names], marker="o")
+        axis.set_xlabel("distance from the prompt")
+        axis.set_ylabel(ylabel)
+        axis.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout()
+    return fig

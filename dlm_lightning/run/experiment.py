@@ -20,14 +20,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build, build_module, config_group
-from dlm_lightning.run.checkpoint import read_checkpoint
+from dlm_lightning.callbacks import SampleWriter
 from dlm_lightning.config_types import check_config_types
 from dlm_lightning.errors import ConfigError, RunDirError
-from dlm_lightning.run.provenance import write_provenance
+from dlm_lightning.judge.run_scores import judge_run_samples
+from dlm_lightning.run.checkpoint import read_checkpoint
 from dlm_lightning.run.layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE,
                                       OVERRIDES_FILE, PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
-from dlm_lightning.sample_records import samples_markdown
-from dlm_lightning.judge.run_scores import judge_run_samples
+from dlm_lightning.run.provenance import write_provenance
 from dlm_lightning.run.reuse import find_trained_run, training_fingerprint
 
 
@@ -106,7 +106,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list:
         extra = {"dirpath": str(run_dir / CHECKPOINT_DIR)} if writes_checkpoints else {}
         with config_group(f"callbacks.{name}", node):
             callbacks.append(instantiate(node, **extra))
-    return callbacks
+    # samples.jsonl is part of every run's contract, so its writer is not optional
+    return [*callbacks, SampleWriter(run_dir)]
 
 
 def check_trainer(trainer_cfg: DictConfig) -> None:
@@ -196,7 +197,6 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     metrics = _scalars(trainer.callback_metrics, "val/")
     trainer.test(module, datamodule=datamodule, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics, "test/", "sample/"))
-    _write_samples(trainer, module.records, run_dir)
     if judge is not None and trainer.is_global_zero:
         metrics.update(judge_run_samples(judge, info, run_dir / SAMPLES_FILE, datamodule))
     metrics.update({"schedule": cfg.choices.get("schedule"), "decoder": cfg.choices.get("decoder"),
@@ -206,7 +206,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     if trained_in is not None:
         metrics["trained_in"] = str(trained_in)
     if trainer.is_global_zero:
-        _log_final(trainer, cfg, metrics, module.records)
+        _log_final(trainer, cfg, metrics)
         (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 
@@ -228,17 +228,14 @@ def _scalars(values: dict, *prefixes: str) -> dict:
     return out
 
 
-def _log_final(trainer: L.Trainer, cfg: DictConfig, metrics: dict, records: list[dict]) -> None:
+def _log_final(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     """Each logger gets the run's hyperparameters together with its final metrics (TensorBoard's HParams
-    tab) and the test samples as text. The loggers flatten the nested config themselves."""
+    tab). The loggers flatten the nested config themselves."""
     # under their own tags: the HParams tab reads them as scalars, which must not join the val/ curves
     numbers = {f"final/{k}": v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
     hparams = OmegaConf.to_container(cfg, resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams, metrics=numbers) if _takes_metrics(logger) else logger.log_hyperparams(hparams)
-        experiment = getattr(logger, "experiment", None)
-        if records and hasattr(experiment, "add_text"):
-            experiment.add_text("test/samples", samples_markdown(records[:32]), trainer.global_step)
         logger.finalize("success")
 
 
@@ -246,17 +243,3 @@ def _takes_metrics(logger) -> bool:
     import inspect
 
     return "metrics" in inspect.signature(logger.log_hyperparams).parameters
-
-
-def _write_samples(trainer: L.Trainer, records: list[dict], run_dir: Path) -> None:
-    """Each rank writes its part; rank 0 merges them in index order into samples.jsonl."""
-    part = run_dir / f"samples.rank{trainer.global_rank}.jsonl"
-    part.write_text("".join(json.dumps(r) + "\n" for r in records))
-    trainer.strategy.barrier("samples")
-    if trainer.is_global_zero:
-        parts = sorted(run_dir.glob("samples.rank*.jsonl"))
-        merged = [json.loads(line) for p in parts for line in p.read_text().splitlines()]
-        merged.sort(key=lambda r: r["index"])
-        (run_dir / SAMPLES_FILE).write_text("".join(json.dumps(r) + "\n" for r in merged))
-        for p in parts:
-            p.unlink()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.metrics.positions import PositionDiagnostics, distance_buckets
+from dlm_lightning.metrics.positions import PositionDiagnostics, distance_buckets, position_figure
 
 
 def test_buckets_cover_every_distance_once():
@@ -30,5 +30,5 @@ def test_nelbo_and_accuracy_per_bucket():
     # masked in bucket 0: (0,2) right, (0,3) wrong, (1,2) wrong; bucket 1: (0,5) right, (1,4) right, (1,5) right
     assert float(values["accuracy/d00-01"]) == 1 / 3
     assert float(values["accuracy/d02-03"]) == 1.0
-    figure = metric.figure(values)
+    figure = position_figure(values)
     assert len(figure.axes) == 2 and len(figure.axes[0].lines[0].get_xdata()) == 2
