@@ -1,12 +1,12 @@
-"""Builds components from a Hydra config by ``_target_``; config errors come out naming their key."""
+"""Builds components from a Hydra config by ``_target_``; config errors come out naming their key (unknown
+keys and wrong types are caught before building, by ``config_types``)."""
 
 from __future__ import annotations
 
-import inspect
 from contextlib import contextmanager
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dlm_lightning.config_types import check_node_types
@@ -25,10 +25,6 @@ def config_group(name: str, node: DictConfig | None = None):
         cause = error.__cause__ if isinstance(error, InstantiationException) else error
         if isinstance(cause, ConfigError):
             raise cause.under(name) from None
-        bad = _bad_key(cause) if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause) else None
-        if bad is not None and node is not None and bad in node:
-            raise ConfigError(f"{name}.{bad}", node[bad],
-                              f"unknown key; valid keys: {', '.join(_valid_keys(node)) or '(none)'}") from None
         if not isinstance(error, InstantiationException):
             raise
         raise ConfigError(name, node.get("_target_") if node is not None else None, str(cause or error)) from None
@@ -36,18 +32,6 @@ def config_group(name: str, node: DictConfig | None = None):
         if isinstance(error, UserError):
             raise
         raise ConfigError(name, node.get("_target_") if node is not None else None, str(error)) from None
-
-
-def _bad_key(error: TypeError) -> str:
-    return str(error).rsplit("'", 2)[-2] if str(error).count("'") >= 2 else str(error)
-
-
-def _valid_keys(node: DictConfig) -> list[str]:
-    target = get_object(node["_target_"]) if "_target_" in node else None
-    if target is None:
-        return []
-    params = inspect.signature(target).parameters
-    return [name for name, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def build(cfg: DictConfig, group: str, **kwargs):

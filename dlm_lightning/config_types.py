@@ -1,9 +1,10 @@
 """Type checks of a composed config against the signatures of its ``_target_`` callables.
 
 Every config node with a ``_target_`` is a typed schema already: its keys are the target's parameters,
-annotated. Checking each value against its annotation before anything is built turns a wrong type on
-the command line (``data.batch_size=1.5``, ``schedule.learnable=maybe``) into one line naming the key,
-instead of a traceback from deep inside a constructor, or a silently truthy string. Annotations this
+annotated. Checking each key and value against the signature before anything is built turns an unknown
+key (``decoder.tokens_per_stp=2``) or a wrong type (``data.batch_size=1.5``, ``schedule.learnable=maybe``)
+into one line naming the key, instead of a traceback from deep inside a constructor, or a silently
+truthy string. Annotations this
 check cannot judge (unions of containers, tensors, callables) are left to the component's own checks.
 """
 
@@ -53,8 +54,14 @@ def _check_target(node: DictConfig, prefix: str) -> None:
         params = inspect.signature(target).parameters
     except Exception:  # not importable or not introspectable: the builder reports it
         return
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     for key, value in node.items():
-        if str(key).startswith("_") or key not in params or key not in hints:
+        if str(key).startswith("_"):
+            continue
+        if key not in params and not takes_any:
+            valid = [name for name, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            raise ConfigError(f"{prefix}{key}", value, f"unknown key; valid keys: {', '.join(valid) or '(none)'}")
+        if key not in hints:
             continue
         if isinstance(value, (DictConfig, ListConfig)):
             continue
