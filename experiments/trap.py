@@ -11,7 +11,7 @@ causal LM) with the samples' unigram entropy. Both: the factorisation gap per k 
 Seeds are an axis: without ``--run-dir`` it first trains one run per ``--seeds`` value with the default
 settings plus ``head=dependency`` and ``seed=S`` (the joint decoders need the head; extra Hydra
 overrides after ``--``); with ``--run-dir`` it takes finished runs. Each run is decoded with its own
-training seed. Writes per-seed rows (trap.csv, trap.json) and mean +- std per cell (trap.md, trap.png,
+training seed, or once per ``--decode-seeds`` value. Writes per-seed rows (trap.csv, trap.json) and mean +- std per cell (trap.md, trap.png,
 tensorboard/) into a new directory (default ``outputs/trap/<time>``) and prints its path last.
 """
 
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="finished runs trained with head=dependency (default: train one per --seeds value)")
     parser.add_argument("--seeds", type=int, nargs="+", help="training (and decoding) seeds of the runs to train "
                         "(default: 0); with --run-dir each run's own seed is used")
+    parser.add_argument("--decode-seeds", type=int, nargs="+",
+                        help="decode every run once per seed given (default: once, with the run's own seed)")
     parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
     parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "speculative"],
                         help="dlm_lightning/configs/decoder options; marginal is the baseline of the cost ratio")
@@ -101,8 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         for run in loaded:
             seed = int(run.cfg.seed)
             built = build_decoders(args.decoders, args.ks, run)
-            rows += [{"seed": seed, **row}
-                     for row in measure(run, built, args.samples, args.batch_size, seed, args.repeats, judge)]
+            for decode_seed in args.decode_seeds or [seed]:
+                rows += [{"seed": seed, "decode_seed": decode_seed, **row} for row in
+                         measure(run, built, args.samples, args.batch_size, decode_seed, args.repeats, judge)]
             if args.gap_ks and run.module.dependency_head is not None:
                 gap_rows += [{"seed": seed, **row} for row in measure_gap(run, args.gap_ks, args.gap_distances,
                                                                           args.samples, args.batch_size, seed)]

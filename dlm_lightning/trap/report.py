@@ -20,13 +20,20 @@ from dlm_lightning.trap.measure import BASELINE
 
 CSV_FILE, JSON_FILE, MD_FILE, PNG_FILE = "trap.csv", "trap.json", "trap.md", "trap.png"
 HEADLINE_K = 4
+IDENTITY = ("seed", "decode_seed", "tokens_per_step")  # what names a row, not what it measured
+
+
+def replicate(row: dict) -> str:
+    """A row's replicate: its run's seed, and the decoding seed where that differs."""
+    seed, decode = row.get("seed", 0), row.get("decode_seed", row.get("seed", 0))
+    return str(seed) if decode == seed else f"{seed}/{decode}"
 
 
 @dataclass
 class TrapCell:
     decoder: str
     tokens_per_step: int
-    seeds: list[int]
+    seeds: list[str]  # replicates: "seed", or "seed/decode seed"
     stats: dict[str, Stat]
 
     def mean(self, metric: str) -> float:
@@ -43,8 +50,8 @@ def cells(rows: list[dict]) -> list[TrapCell]:
         groups.setdefault((row["decoder"], row["tokens_per_step"]), []).append(row)
     out = []
     for (decoder, k), members in groups.items():
-        metrics = dict.fromkeys(m for r in members for m, v in r.items() if is_number(v) and m not in ("seed", "tokens_per_step"))
-        out.append(TrapCell(decoder, k, [r.get("seed", 0) for r in members],
+        metrics = dict.fromkeys(m for r in members for m, v in r.items() if is_number(v) and m not in IDENTITY)
+        out.append(TrapCell(decoder, k, [replicate(r) for r in members],
                             {m: stat_of([r.get(m) for r in members]) for m in metrics}))
     return sorted(out, key=lambda c: (c.tokens_per_step, c.decoder != BASELINE, c.decoder))
 
@@ -87,8 +94,8 @@ def per_seed_table(rows: list[dict]) -> str:
     if metric is None:
         return ""
     columns = [(c.decoder, c.tokens_per_step) for c in cells(rows)]
-    seeds = list(dict.fromkeys(r.get("seed", 0) for r in rows))
-    value = {(r.get("seed", 0), r["decoder"], r["tokens_per_step"]): r[metric] for r in rows}
+    seeds = list(dict.fromkeys(replicate(r) for r in rows))
+    value = {(replicate(r), r["decoder"], r["tokens_per_step"]): r[metric] for r in rows}
     lines = [f"| seed | " + " | ".join(f"{d} k={k}" for d, k in columns) + " |", "|" + "---|" * (len(columns) + 1)]
     for seed in seeds:
         lines.append(f"| {seed} | " + " | ".join(f"{value[seed, d, k]:.3f}" if (seed, d, k) in value else ""
@@ -109,7 +116,7 @@ def summary(rows: list[dict], k: int = HEADLINE_K) -> str:
         return (f"at {k} tokens/step: generative perplexity {fmt(marginal.stats['gen_ppl'], '.1f')} (marginal, entropy "
                 f"{fmt(marginal.stats['unigram_entropy'], '.2f')} bits) -> {fmt(joint.stats['gen_ppl'], '.1f')} (joint, "
                 f"entropy {fmt(joint.stats['unigram_entropy'], '.2f')} bits); {cost}")
-    invalid = {(r.get("seed", 0), r["decoder"]): r["invalid"] for r in rows if r["tokens_per_step"] == k}
+    invalid = {(replicate(r), r["decoder"]): r["invalid"] for r in rows if r["tokens_per_step"] == k}
     seeds = [seed for seed in dict.fromkeys(s for s, _ in invalid) if (seed, "joint") in invalid
              and (seed, BASELINE) in invalid]
     shares = [invalid[seed, "joint"] / invalid[seed, BASELINE] if invalid[seed, BASELINE] > 0 else math.nan
@@ -125,11 +132,11 @@ def summary(rows: list[dict], k: int = HEADLINE_K) -> str:
 
 
 def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
-    seeds = list(dict.fromkeys(r.get("seed", 0) for r in rows))
+    seeds = list(dict.fromkeys(replicate(r) for r in rows))
     lines = ["# Marginal trap: sample quality versus tokens per step", "",
              *(f"- {key}: {value}" for key, value in settings.items()), "",
-             f"Each cell is the mean ± sample standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}; "
-             "a seed is one trained run, decoded with the same seed). "
+             f"Each cell is the mean ± sample standard deviation over {len(seeds)} seed(s) ({', '.join(seeds)}; "
+             "a seed is one trained run, decoded with the same seed, or seed/decoding seed). "
              "Every decoder decodes the same test prompts with the same random generator per batch. "
              "NFE = denoiser calls per answer (a decoder that verifies its drafts, such as speculative, may spend more "
              "than tokens/step implies; the others spend exactly answer length / tokens/step); rule columns "
@@ -182,7 +189,7 @@ def plot(rows: list[dict], rules: tuple[str, ...], path: Path) -> None:
     axes[0].legend()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    seeds = len({r.get("seed", 0) for r in rows})
+    seeds = len({replicate(r) for r in rows})
     fig.suptitle(f"Marginal trap: quality versus tokens decoded per denoiser call ({seeds} seed(s))")
     fig.savefig(path, dpi=110)
 

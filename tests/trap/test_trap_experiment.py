@@ -97,7 +97,7 @@ def test_seeds_are_an_axis_per_seed_rows_and_mean_with_spread(run_dir, seed_one_
     for cell in report["cells"]:
         per_seed = [r["validity"] for r in report["rows"]
                     if (r["decoder"], r["tokens_per_step"]) == (cell["decoder"], cell["tokens_per_step"])]
-        assert cell["seeds"] == [0, 1] and cell["validity"]["n"] == 2
+        assert cell["seeds"] == ["0", "1"] and cell["validity"]["n"] == 2
         assert cell["validity"]["mean"] == pytest.approx(sum(per_seed) / 2)
         assert cell["validity"]["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
     # k = 1: the joint decoder is the marginal decoder on every seed
@@ -107,6 +107,16 @@ def test_seeds_are_an_axis_per_seed_rows_and_mean_with_spread(run_dir, seed_one_
     assert "over 2 seed(s) (0, 1" in text and "validity per seed:" in text
     assert "| seed | marginal k=1 | joint k=1 | marginal k=4 | joint k=4 |" in text
     assert "joint/marginal invalid per seed" in capsys.readouterr().err
+
+
+def test_decode_seeds_are_replicates_of_decoding_one_run(run_dir, tmp_path):
+    out = tmp_path / "trap"
+    trap.main(["--run-dir", str(run_dir), "--ks", "2", "--decoders", "marginal", "--samples", "16", "--batch-size",
+               "16", "--repeats", "1", "--gap-ks", "--decode-seeds", "3", "4", "--out", str(out)])
+    report = json.loads((out / "trap.json").read_text())
+    assert [(r["seed"], r["decode_seed"]) for r in report["rows"]] == [(0, 3), (0, 4)]
+    assert report["cells"][0]["seeds"] == ["0/3", "0/4"]
+    assert "| seed | marginal k=2 |" in (out / "trap.md").read_text()
 
 
 @pytest.mark.parametrize("extra, message", [
