@@ -26,6 +26,16 @@ def config_groups(config_dir: Path = CONFIG_DIR, primary: str = "config.yaml") -
     return groups - {"hydra"}
 
 
+def own_groups_help(primary: str, config_dir: Path = CONFIG_DIR) -> str:
+    """``group: option, option`` for each group in ``<primary>.yaml``'s defaults list: what ``--help`` of
+    that entry point lists (Hydra's own list would show every group of the shared config directory)."""
+    lines = []
+    for group in sorted(g for g in config_groups(config_dir, f"{primary}.yaml") if not g.startswith("hydra/")):
+        options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+        lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines) or "(none)"
+
+
 def normalize_group_overrides(argv: list[str], groups: set[str]) -> list[str]:
     pattern = re.compile(r"^\+([A-Za-z_][\w]*)=")
     out = []
@@ -52,11 +62,14 @@ def default_precision() -> str:
 
 def register_resolvers() -> None:
     """``${dlm.first_set:a,b}``: a unless it is null, else b (used to put a resumed run in its own dir);
+    ``${dlm.own_groups:probe}``: the config groups of one entry point, for its ``--help``;
     ``${dlm.launch_stamp:}`` and ``${dlm.job_dirname:...}``: output directory names (launch/names.py)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("dlm.first_set"):
         OmegaConf.register_new_resolver("dlm.first_set", lambda first, second: second if first is None else first)
+    if not OmegaConf.has_resolver("dlm.own_groups"):
+        OmegaConf.register_new_resolver("dlm.own_groups", own_groups_help)
     if not OmegaConf.has_resolver("dlm.default_precision"):
         OmegaConf.register_new_resolver("dlm.default_precision", default_precision, use_cache=True)
     if not OmegaConf.has_resolver("dlm.launch_stamp"):

@@ -13,9 +13,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, check_or_exit, remove_unclaimed
+from dlm_lightning.cli import CONFIG_DIR, check_or_exit, register_resolvers, remove_unclaimed
 from dlm_lightning.errors import UserError
 from dlm_lightning.probe.main import probe
+
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="probe")

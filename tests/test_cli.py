@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from dlm_lightning.cli import config_groups, normalize_group_overrides
+from dlm_lightning.cli import CONFIG_DIR, config_groups, normalize_group_overrides, own_groups_help
 
 
 def test_normaliser_rewrites_only_group_selections():
@@ -44,3 +44,15 @@ def test_both_spellings_run(cli_runs):
         overrides = OmegaConf.to_container(OmegaConf.load(run_dir / "overrides.yaml"))
         assert "schedule=uniform" in overrides and "+schedule=uniform" not in overrides
     assert cli_runs.finished.metrics()["schedule"] == "uniform"
+
+
+def test_help_lists_only_the_entry_points_own_groups(compose):
+    probe = own_groups_help("probe").splitlines()
+    assert probe == ["prompts: " + ", ".join(sorted(p.stem for p in (CONFIG_DIR / "prompts").glob("*.yaml")))]
+    generate = own_groups_help("generate")
+    assert generate.startswith("decoder: ") and "data:" not in generate and "prompts" not in generate
+    main = dict(line.split(": ", 1) for line in own_groups_help("config").splitlines())
+    assert set(main) == {g for g in config_groups() if not g.startswith("hydra/")} and "corpus" in main["data"] and "adaptive" in main["schedule"]
+    # the templates resolve: what --help prints for probe names its own group and no other
+    template = compose([], config_name="probe", hydra=True).hydra.help.template
+    assert "prompts: corpus" in template and "schedule:" not in template and "$CONFIG" in template
