@@ -65,7 +65,7 @@ def test_the_trap_runs_on_real_text_with_a_judge_and_reports_the_gap(runs, tmp_p
     assert [(g["by"], g["value"]) for g in report["gap"]] == [("distance", 1), ("distance", 3), ("k", 2), ("k", 4)]
     assert all(math.isfinite(g["gap_nats_per_token"]) and g["rows"] > 0 for g in report["gap"])
     text = (out / "trap.md").read_text()
-    assert "| decoder | tokens/step | NFE | length bias | length TV | gen. ppl | judge tokens | unigram H (bits) |" in text
+    assert "| decoder | tokens/step | seeds | NFE | length bias | length TV | gen. ppl | judge tokens | unigram H (bits) |" in text
     assert "## Factorisation gap" in text and report["settings"]["judge"] == f"run {judge}"
     assert (out / "trap.png").stat().st_size > 10_000 and list((out / "tensorboard").glob("events.out.tfevents.*"))
 
