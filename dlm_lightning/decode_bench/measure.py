@@ -15,7 +15,6 @@ from contextlib import nullcontext
 import torch
 
 from dlm_lightning.decode_bench.memory import PeakMemory
-from dlm_lightning.decode_bench.settings import Setting
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.metrics.samples import SampleQuality
 from dlm_lightning.run.load import LoadedRun

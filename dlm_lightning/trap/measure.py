@@ -13,7 +13,7 @@ import torch
 
 from dlm_lightning.build import build
 from dlm_lightning.cli import compose_config
-from dlm_lightning.errors import RunDirError, require
+from dlm_lightning.errors import require
 from dlm_lightning.judge.scoring import score_answers
 from dlm_lightning.metrics.collapse import CollapseMetrics
 from dlm_lightning.metrics.entities import committed_mixed_pairs
