@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk, masked_canvas
+from dlm_lightning.decoders.base import (DecodeContext, DecodeOutput, Decoder, gumbel_argmax, gumbel_topk,
+                                         masked_canvas, reverse_time_steps)
 from dlm_lightning.masked_diffusion import answer_distance
 
 
@@ -23,9 +24,7 @@ class AncestralDecoder(Decoder):
         steps = self.steps_for(answer_length)
         z, answer, commit_step = masked_canvas(prompts, answer_length, context.mask_id)
         distance = answer_distance(z.shape[1], prompt_length, device)[prompt_length:]
-        grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
-        for step in range(steps):
-            t, s = grid[step].expand(batch, 1), grid[step + 1].expand(batch, 1)
+        for step, (t, s) in enumerate(reverse_time_steps(batch, steps, device)):
             count = min(self.tokens_per_step, answer_length - step * self.tokens_per_step)
             log_probs = context.denoiser(z, t[:, 0].float()).log_probs[:, prompt_length:]
             probs = self.sampling_weights(log_probs, distance, context.end_ids)[0].exp()

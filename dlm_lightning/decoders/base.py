@@ -119,6 +119,13 @@ def masked_canvas(prompts: torch.Tensor, answer_length: int, mask_id: int):
     return z, z[:, prompt_length:], commit_step
 
 
+def reverse_time_steps(batch: int, steps: int, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (t, s) pairs, each [B, 1] float64, of the uniform grid 1 = t_0 > ... > t_steps = 0 that samplers
+    following the schedule's own reverse process step along."""
+    grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
+    return [(grid[i].expand(batch, 1), grid[i + 1].expand(batch, 1)) for i in range(steps)]
+
+
 def gumbel_noise(shape, generator: torch.Generator | None, device=None) -> torch.Tensor:
     """Standard Gumbel noise in float64 (float32 noise biases low-probability tokens)."""
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)

@@ -17,7 +17,8 @@ import math
 
 import torch
 
-from dlm_lightning.decoders.base import DecodeContext, DecodeOutput, Decoder, gumbel_argmax, masked_canvas
+from dlm_lightning.decoders.base import (DecodeContext, DecodeOutput, Decoder, gumbel_argmax, masked_canvas,
+                                         reverse_time_steps)
 from dlm_lightning.errors import require
 from dlm_lightning.masked_diffusion import answer_distance
 
@@ -49,13 +50,11 @@ class TimeGridDecoder(Decoder):
         steps = self.steps_for(answer_length)
         z, answer, commit_step = masked_canvas(prompts, answer_length, context.mask_id)
         distance = answer_distance(z.shape[1], prompt_length, device)[prompt_length:]
-        grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
         nfe, log_probs, changed = 0, None, True
-        for step in range(steps):
+        for step, (t, s) in enumerate(reverse_time_steps(batch, steps, device)):
             masked = answer == context.mask_id
             if not masked.any():
                 break
-            t, s = grid[step].expand(batch, 1), grid[step + 1].expand(batch, 1)
             if changed or context.schedule.needs_time:
                 log_probs = context.denoiser(z, t[:, 0].float()).log_probs[:, prompt_length:]
                 nfe += 1
