@@ -6,34 +6,20 @@ import pytest
 import torch
 from torch import nn
 
+from cache_cases import ANSWER, EOS, MASK, VOCAB, prompts
+from cache_cases import context as random_model_context
+
 from dlm_lightning.decoders.base import DecodeContext
 from dlm_lightning.decoders.joint import JointDecoder
 from dlm_lightning.decoders.marginal import MarginalDecoder
-from dlm_lightning.heads.dependency import DependencyHead
-from dlm_lightning.models.denoiser import Denoiser, DenoiserOutput
-from dlm_lightning.models.transformer import Transformer
+from dlm_lightning.models.denoiser import DenoiserOutput
 from dlm_lightning.schedules.uniform import UniformSchedule
-
-VOCAB, MASK, EOS, PROMPT, ANSWER = 12, 1, 3, 4, 16
-
-
-def random_model_context(seed: int = 0) -> DecodeContext:
-    torch.manual_seed(seed)
-    backbone = Transformer(VOCAB, PROMPT + ANSWER, d_model=16, n_layers=1, n_heads=2, mlp_ratio=2)
-    head = DependencyHead(16, VOCAB, PROMPT + ANSWER, n_heads=2)
-    nn.init.normal_(head.out.weight, std=1.0)  # an untrained head is the identity: make it matter
-    return DecodeContext(Denoiser(backbone, MASK, needs_time=False).eval(), UniformSchedule(), MASK, EOS,
-                         dependency_head=head.eval())
-
-
-def prompts(batch: int = 6) -> torch.Tensor:
-    return torch.randint(4, VOCAB, (batch, PROMPT), generator=torch.Generator().manual_seed(3))
 
 
 @pytest.mark.parametrize("mode", ["exact", "speculative"])
 @pytest.mark.parametrize("options", [{}, {"remasking": "random"}, {"threshold": 0.3}, {"top_p": 0.7, "min_length": 5}])
 def test_one_token_per_step_reproduces_the_marginal_decoder(mode, options):
-    context, p = random_model_context(), prompts()
+    context, p = random_model_context(n_layers=1), prompts(6)
     marginal = MarginalDecoder(tokens_per_step=1, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     joint = JointDecoder(tokens_per_step=1, mode=mode, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     assert torch.equal(marginal.tokens, joint.tokens)
@@ -42,7 +28,7 @@ def test_one_token_per_step_reproduces_the_marginal_decoder(mode, options):
 
 
 def test_the_head_changes_multi_token_steps():
-    context, p = random_model_context(), prompts()
+    context, p = random_model_context(n_layers=1), prompts(6)
     marginal = MarginalDecoder(tokens_per_step=4).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     joint = JointDecoder(tokens_per_step=4).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     assert marginal.nfe == joint.nfe == ANSWER // 4
