@@ -46,15 +46,25 @@ def _batches(records: Iterable, size: int = BATCH) -> Iterator[list]:
         yield batch
 
 
-class Wrap:
-    prompt_length = 0
+class _SequenceRows:
+    """A layout of rows of ``seq_len`` tokens with no prompt; ``kind`` names it in the cache fingerprint."""
 
-    def __init__(self, seq_len: int = 128):
+    prompt_length = 0
+    kind = ""
+
+    def __init__(self, seq_len: int):
         require_positive(**{"layout.seq_len": seq_len})
         self.seq_len = seq_len
 
     def fingerprint(self) -> str:
-        return f"wrap/seq_len={self.seq_len}"
+        return f"{self.kind}/seq_len={self.seq_len}"
+
+
+class Wrap(_SequenceRows):
+    kind = "wrap"
+
+    def __init__(self, seq_len: int = 128):
+        super().__init__(seq_len)
 
     def pack(self, records: Iterable, tokenizer, what: str, out: Path) -> dict:
         """Writes the sequences to ``out`` as raw tokens (row-major [N, seq_len]); returns stats.
@@ -148,15 +158,11 @@ def _pair(record) -> tuple[str, str] | None:
     return record[0], record[1]
 
 
-class PerDocument:
-    prompt_length = 0
+class PerDocument(_SequenceRows):
+    kind = "per_document"
 
     def __init__(self, seq_len: int = 128):
-        require_positive(**{"layout.seq_len": seq_len})
-        self.seq_len = seq_len
-
-    def fingerprint(self) -> str:
-        return f"per_document/seq_len={self.seq_len}"
+        super().__init__(seq_len)
 
     def pack(self, records: Iterable, tokenizer, what: str, out: Path) -> dict:
         dtype, eos, pad = token_dtype(len(tokenizer)), tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -179,15 +185,11 @@ class PerDocument:
         return stats
 
 
-class Contiguous:
-    prompt_length = 0
+class Contiguous(_SequenceRows):
+    kind = "contiguous"
 
     def __init__(self, seq_len: int = 256):
-        require_positive(**{"layout.seq_len": seq_len})
-        self.seq_len = seq_len
-
-    def fingerprint(self) -> str:
-        return f"contiguous/seq_len={self.seq_len}"
+        super().__init__(seq_len)
 
     def pack(self, records: Iterable, tokenizer, what: str, out: Path) -> dict:
         dtype, tokens = token_dtype(len(tokenizer)), 0
