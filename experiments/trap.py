@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     settings = {"runs": "; ".join(runs), "test prompts": args.samples, "decoders": " ".join(args.decoders),
                 "judge": judge.describe() if judge else None}
-    print(write_all(rows, run.info.rules, settings, out, gap_rows))
+    print(write_all(rows, loaded[0].info.rules, settings, out, gap_rows))
     print(summary(rows), file=sys.stderr)
     print(out)
 
