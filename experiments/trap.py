@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-seeds", type=int, nargs="+",
                         help="decode every run once per seed given (default: once, with the run's own seed)")
     parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 2, 4, 8], help="tokens per step")
-    parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "speculative"],
+    parser.add_argument("--decoders", nargs="+", default=["marginal", "joint", "joint_rank", "speculative"],
                         help="dlm_lightning/configs/decoder options; marginal is the baseline of the cost ratio")
     parser.add_argument("--samples", type=positive_int, default=512, help="test prompts decoded per setting")
     parser.add_argument("--batch-size", type=positive_int, default=256)
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = {"runs": "; ".join(runs), "test prompts": args.samples, "decoders": " ".join(args.decoders),
                 "judge": judge.describe() if judge else None}
     print(write_all(rows, loaded[0].info.rules, settings, out, gap_rows))
-    print(summary(rows), file=sys.stderr)
+    for line in summary(rows):
+        print(line, file=sys.stderr)
     print(out)
 
 

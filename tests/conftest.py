@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from suite_helpers import (CONFIG_DIR, REPO, RESUME_RUN, STEPS_PER_EPOCH, TINY, cli_command,  # noqa: F401 (re-exported)
-                           cli_env, compose_config)
+                           cli_env, compose_config, run_entry_point, start_entry_point, stop_fork_server)
 
 torch.set_num_threads(1)
 
@@ -148,8 +148,7 @@ def run_cli():
     """run_cli(*args, cwd, timeout=300) -> CompletedProcess of a real ``python -m experiments.run`` subprocess."""
 
     def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(cli_command(*args), cwd=cwd, env=cli_env(), capture_output=True, text=True,
-                              timeout=timeout)
+        return run_entry_point(*args, cwd=cwd, timeout=timeout)
 
     return run
 
@@ -214,9 +213,7 @@ class _Process:
     def __init__(self, args, cwd: Path, name: str):
         self.args, self.cwd = tuple(args), cwd
         self.out, self.err = cwd.parent / f"{name}.stdout", cwd.parent / f"{name}.stderr"
-        with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.proc = subprocess.Popen(cli_command(*args), cwd=cwd, env=cli_env(), stdout=out, stderr=err,
-                                         text=True)
+        self.proc = start_entry_point(args, cwd, self.out, self.err)
 
     def finish(self, timeout: float = RUN_TIMEOUT_S) -> Run:
         try:
@@ -314,6 +311,7 @@ def pytest_sessionfinish(session, exitstatus):
     if runs is not None:
         runs.stop()
         shutil.rmtree(runs.root, ignore_errors=True)
+    stop_fork_server()
 
 
 @pytest.fixture(scope="session")

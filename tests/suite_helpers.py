@@ -39,3 +39,51 @@ def cli_command(*args: str) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "experiments.run", *args]
+
+
+_fork_server = None
+
+
+def start_entry_point(args, cwd: Path, stdout: Path, stderr: Path, env: dict[str, str] | None = None,
+                      module: str = "experiments.run"):
+    """A real ``python -m <module> *args`` process (Popen-like: pid, poll, wait, send_signal, kill) writing to
+    the given files; forked from the session's fork server (tests/fork_server.py), which has the imports
+    done, or a plain subprocess where forking is not available."""
+    import subprocess
+    import sys
+
+    import fork_server
+
+    global _fork_server
+    env = cli_env() if env is None else env
+    if not fork_server.usable():
+        with open(stdout, "w") as out, open(stderr, "w") as err:
+            return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL)
+    if _fork_server is None:
+        _fork_server = fork_server.ForkServer(cli_env())
+    return _fork_server.spawn(module, args, cwd, env, stdout, stderr)
+
+
+def run_entry_point(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None,
+                    module: str = "experiments.run"):
+    """Runs ``python -m <module> *args`` to the end (see ``start_entry_point``) -> subprocess.CompletedProcess."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dlm_entry_point_") as scratch:
+        out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        process = start_entry_point(args, cwd, out, err, env, module)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return subprocess.CompletedProcess([module, *args], process.returncode, out.read_text(), err.read_text())
+
+
+def stop_fork_server() -> None:
+    global _fork_server
+    if _fork_server is not None:
+        _fork_server.stop()
+        _fork_server = None

@@ -28,6 +28,8 @@ from dlm_lightning.cli import config_groups
 COMPANIONS = {
     "decoder=joint": ("head=dependency",),  # samples through the dependency head
     "decoder=speculative": ("head=dependency",),
+    "decoder=joint_rank": ("head=dependency",),
+    "decoder=joint_threshold": ("head=dependency",),
 }
 # Composed, not instantiated: hardware, network access or user files that this machine lacks.
 COMPOSE_ONLY = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from suite_helpers import REPO, cli_command, cli_env
+from suite_helpers import REPO, cli_env, run_entry_point
 
 # 4 training batches per epoch, 2 epochs, one validation batch, one test batch
 BASE = ("model=tiny", "trainer.max_epochs=2", "data.train_size=128", "data.val_size=32", "data.test_size=32",
@@ -39,7 +39,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    return run_entry_point(*args, cwd=cwd, env=_env(), timeout=600)
 
 
 def _only_run(cwd: Path) -> Path:

@@ -16,7 +16,8 @@ Which positions: ``low_confidence`` takes those whose sampled token is most prob
 confidence * exp(-lambda * answer offset) instead (PC-Sampler's position-aware calibration, arXiv
 2508.13021): far positions, whose confident [EOS] would end the answer early, are committed later. Subclasses change how the chosen positions'
 tokens are drawn (``_fill``; here, independent marginal draws), never which positions are chosen: that
-keeps comparisons fair.
+keeps comparisons fair. The one exception is opt-in: ``JointDecoder(rank="joint")`` ranks by the head's joint
+(``_rank``).
 """
 
 from __future__ import annotations
@@ -102,14 +103,21 @@ class BlockDecoder(Decoder):
             draft = torch.full_like(answer, context.mask_id).scatter(1, window, window_draft)
             confidence = torch.zeros(answer.shape, dtype=window_confidence.dtype, device=device).scatter(
                 1, window, window_confidence)
+            step_window = Window(window, sample_w, gumbel)
+            draft, confidence = self._rank(context, out, prompt_length, eligible, draft, confidence, step_window)
             count = self._count(eligible, confidence, step_in_block, steps_per_block)
             chosen = self._choose(eligible, confidence, count, generator)
-            tokens, committed = self._fill(context, out, prompt_length, chosen, draft,
-                                           Window(window, sample_w, gumbel), generator)
+            tokens, committed = self._fill(context, out, prompt_length, chosen, draft, step_window, generator)
             answer.copy_(torch.where(committed, tokens, answer))
             commit_step.masked_fill_(committed, nfe - 1)
             step_in_block += 1
         return DecodeOutput(z, nfe=nfe, commit_step=commit_step)
+
+    def _rank(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, eligible: torch.Tensor,
+              draft: torch.Tensor, confidence: torch.Tensor, window: "Window") -> tuple[torch.Tensor, torch.Tensor]:
+        """The drafts [B, A] and the confidence [B, A] that positions are counted and chosen by: here, the
+        independent marginal drafts and their marginal probabilities."""
+        return draft, confidence
 
     def _count(self, eligible, confidence, step_in_block, steps_per_block) -> torch.Tensor:
         """Positions to commit per row this step, [B]."""

@@ -14,7 +14,18 @@ marginal draw and each later one comes from the head's p(x_sigma(j) | z_t, x_sig
   positions after it stay masked for a later step. Either way the step's tokens follow the head's
   joint; speculative mode may need more denoiser calls (NFE) when drafts are rejected.
 
-With k = 1 no head call is made and the output equals the marginal decoder's for the same generator.
+``rank`` decides which positions a step commits (exact mode only):
+
+- ``marginal`` (default): the marginal decoder's choice, above;
+- ``joint``: every masked position of the current block is first drawn through the head (left to right,
+  as exact mode draws a step's tokens), then positions are counted and chosen by the head's conditional
+  probability of their drawn token instead of the marginal one (with ``threshold``: all positions whose
+  conditional stays confident). The committed tokens are part of one joint draw of the block, so tokens
+  committed together were drawn together; it costs one head call per masked position of the block but
+  one per step.
+
+With k = 1 no head call is made (in either ranking) and the output equals the marginal decoder's for the
+same generator.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from dlm_lightning.errors import require
 from dlm_lightning.models.denoiser import DenoiserOutput
 
 MODES = ("exact", "speculative")
+RANKS = ("marginal", "joint")
 
 
 class JointDecoder(BlockDecoder):
@@ -35,42 +47,69 @@ class JointDecoder(BlockDecoder):
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
                  threshold: float | None = None, mode: str = "exact", cache: str = "none",
-                 refresh_every: int | None = None):
+                 refresh_every: int | None = None, rank: str = "marginal"):
         super().__init__(tokens_per_step, temperature, top_p, min_length, block_length, remasking, threshold,
                          cache, refresh_every)
         require(mode in MODES, "mode", mode, f"one of {', '.join(MODES)}")
-        self.mode = mode
+        require(rank in RANKS, "rank", rank, f"one of {', '.join(RANKS)}")
+        require(rank == "marginal" or (mode == "exact" and remasking == "low_confidence"), "rank", rank,
+                "rank=joint needs mode=exact and remasking=low_confidence (it ranks by the head's confidence)")
+        self.mode, self.rank = mode, rank
+
+    def _rank(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, eligible: torch.Tensor,
+              draft: torch.Tensor, confidence: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rank == "marginal" or self.tokens_per_step == 1:
+            return draft, confidence
+        return self._draw_in_order(context, out, prompt_length, eligible, draft, confidence, window)
 
     def _fill(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, chosen: torch.Tensor,
               draft: torch.Tensor, window: Window, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        count = chosen.sum(dim=1)
-        k = int(count.max())
-        if k <= 1:
-            return draft, chosen
-        length = chosen.shape[1]
-        offsets = torch.arange(length, device=chosen.device)
-        # the chosen answer offsets of each row, left to right; columns j >= count[row] are padding
-        order = torch.where(chosen, offsets, length + offsets).argsort(dim=1)[:, :k]
-        real = torch.arange(k, device=chosen.device) < count.unsqueeze(1)
-        columns = out.columns(order + prompt_length)  # a cached step's outputs cover only a span
-        hidden = take_positions(out.hidden, columns)
-        base = take_positions(out.log_probs, columns)
-        positions = order + prompt_length
-        tokens = draft.gather(1, order)
-        head = context.dependency_head
+        if self.rank == "joint" or int(chosen.sum(dim=1).max()) <= 1:
+            return draft, chosen  # ranked by the joint: the drafts were already drawn through the head
         if self.mode == "exact":
-            noise = window.take(window.gumbel, order)
-            for j in range(1, k):
-                log_q = head(hidden[:, : j + 1], positions[:, : j + 1], tokens[:, : j + 1], base[:, : j + 1])[:, j]
-                weights, _ = self.sampling_weights(log_q, order[:, j], context.end_ids)
-                tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
-            keep = real
-        else:
-            drafted_w = window.take(window.sample_w, order)
-            tokens, keep = self._verify(head, hidden, positions, tokens, base, drafted_w, order, real,
-                                        context.end_ids, generator)
+            filled, _ = self._draw_in_order(context, out, prompt_length, chosen, draft, None, window)
+            return filled, chosen
+        order, real, hidden, positions, base = self._step_inputs(out, prompt_length, chosen)
+        drafted_w = window.take(window.sample_w, order)
+        tokens, keep = self._verify(context.dependency_head, hidden, positions, draft.gather(1, order), base,
+                                    drafted_w, order, real, context.end_ids, generator)
+        return draft.scatter(1, order, tokens), torch.zeros_like(chosen).scatter(1, order, keep)
+
+    def _step_inputs(self, out: DenoiserOutput, prompt_length: int, selected: torch.Tensor):
+        """The selected answer offsets of each row left to right [B, k] (columns j >= a row's count are
+        padding), which columns are real, and the head's inputs there: hidden states, sequence positions and
+        the backbone's log-probabilities."""
+        count = selected.sum(dim=1)
+        k = int(count.max())
+        length = selected.shape[1]
+        offsets = torch.arange(length, device=selected.device)
+        order = torch.where(selected, offsets, length + offsets).argsort(dim=1)[:, :k]
+        real = torch.arange(k, device=selected.device) < count.unsqueeze(1)
+        columns = out.columns(order + prompt_length)  # a cached step's outputs cover only a span
+        return order, real, take_positions(out.hidden, columns), order + prompt_length, take_positions(out.log_probs, columns)
+
+    def _draw_in_order(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int,
+                       selected: torch.Tensor, draft: torch.Tensor, confidence: torch.Tensor | None, window: Window):
+        """Exact mode's draw of the selected positions, left to right through the head, with the Gumbel noise
+        that drew each marginal draft. Returns the drafts with those positions redrawn and, when a marginal
+        ``confidence`` [B, A] is given, that confidence with the selected positions' replaced by the head's
+        conditional probability of their drawn token (the first position's stays its marginal one)."""
+        order, real, hidden, positions, base = self._step_inputs(out, prompt_length, selected)
+        tokens = draft.gather(1, order)
+        noise = window.take(window.gumbel, order)
+        conditionals = context.dependency_head.incremental(hidden, positions, base)
+        conditional = []
+        for j in range(1, order.shape[1]):
+            weights, rank_w = self.sampling_weights(conditionals.next(tokens[:, :j]), order[:, j], context.end_ids)
+            tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
+            conditional.append(rank_w.gather(-1, tokens[:, j, None]).squeeze(-1).exp())
         filled = draft.scatter(1, order, tokens)
-        return filled, torch.zeros_like(chosen).scatter(1, order, keep)
+        if confidence is None or not conditional:
+            return filled, confidence
+        # padding columns (j >= a row's count) must not overwrite: they point at unselected offsets
+        current = confidence.gather(1, order[:, 1:])
+        redrawn = torch.where(real[:, 1:], torch.stack(conditional, dim=1).to(confidence.dtype), current)
+        return filled, confidence.scatter(1, order[:, 1:], redrawn)
 
     def _verify(self, head, hidden, positions, drafts, base, p_weights, order, real, eos_id, generator):
         """Speculative sampling of the drafts against the head; returns (tokens, which to commit)."""

@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlm_lightning.errors import require, require_positive
+from dlm_lightning.heads.base import Conditionals, JointHead
 
 
-class DependencyHead(nn.Module):
+class DependencyHead(JointHead):
     def __init__(self, d_model: int, vocab_size: int, max_seq_len: int, n_layers: int = 2, n_heads: int = 4,
                  mlp_ratio: int = 2, subset_size: int = 8, window: int = 8, loss_weight: float = 1.0,
                  confident_share: float = 0.0):
@@ -56,6 +57,19 @@ class DependencyHead(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def inputs(self, hidden: torch.Tensor, positions: torch.Tensor, previous: torch.Tensor,
+               gap: torch.Tensor) -> torch.Tensor:
+        """The first layer's input at each position: hidden state + previous token + position + gap."""
+        return hidden + self.token(previous) + self.position(positions) + self.gap(gap.clamp(0, self.window))
+
+    def output(self, h: torch.Tensor, base_log_probs: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """log q from the last layer's states; ``first`` marks entries whose correction is forced to 0."""
+        correction = self.out(self.norm(h)).float().masked_fill(first.unsqueeze(-1), 0.0)
+        return (base_log_probs.float() + correction).log_softmax(dim=-1)
+
+    def incremental(self, hidden: torch.Tensor, positions: torch.Tensor, base_log_probs: torch.Tensor) -> Conditionals:
+        return CachedConditionals(self, hidden, positions, base_log_probs)
+
     def forward(self, hidden: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
                 base_log_probs: torch.Tensor) -> torch.Tensor:
         """log p(x_sigma(j) | z_t, x_sigma(<j)), float32 [B, k, V].
@@ -67,14 +81,11 @@ class DependencyHead(nn.Module):
         k = tokens.shape[1]
         previous = torch.cat([torch.full_like(tokens[:, :1], self.start_id), tokens[:, :-1]], dim=1)
         gap = torch.cat([torch.zeros_like(positions[:, :1]), positions.diff(dim=1)], dim=1)
-        h = hidden + self.token(previous) + self.position(positions) + self.gap(gap.clamp(0, self.window))
+        h = self.inputs(hidden, positions, previous, gap)
         causal = nn.Transformer.generate_square_subsequent_mask(k, device=h.device, dtype=h.dtype)
         for layer in self.layers:
             h = layer(h, src_mask=causal, is_causal=True)
-        correction = self.out(self.norm(h)).float()
-        first = (torch.arange(k, device=h.device) == 0).view(1, k, 1)
-        correction = correction.masked_fill(first, 0.0)
-        return (base_log_probs.float() + correction).log_softmax(dim=-1)
+        return self.output(h, base_log_probs, (torch.arange(k, device=h.device) == 0).view(1, k))
 
     def loss(self, x0: torch.Tensor, masked: torch.Tensor, hidden: torch.Tensor, log_probs: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -120,3 +131,45 @@ class DependencyHead(nn.Module):
         width = min(self.subset_size, length)
         positions = torch.where(chosen, pos, length + pos).argsort(dim=1)[:, :width]
         return positions, chosen.gather(1, positions)
+
+
+class CachedConditionals(Conditionals):
+    """The head's conditionals one position per call, with each layer's keys and values of the earlier
+    positions cached: a call costs one position's work instead of the whole prefix's (what makes the
+    k - 1 sequential calls of a k-token step cheap). Same parameters and arithmetic as ``forward`` (pre-norm
+    layers, causal attention), equal to it up to float rounding (tested)."""
+
+    def __init__(self, head: DependencyHead, hidden, positions, base_log_probs):
+        self.head, self.hidden, self.positions, self.base = head, hidden, positions, base_log_probs
+        self.keys: list[list[torch.Tensor]] = [[] for _ in head.layers]
+        self.values: list[list[torch.Tensor]] = [[] for _ in head.layers]
+        self.done = 0  # positions already in the cache
+        self._extend(torch.full_like(positions[:, :1], head.start_id))  # position 0, the step's first token
+
+    def next(self, tokens: torch.Tensor) -> torch.Tensor:
+        j = tokens.shape[1]
+        if j != self.done:
+            raise ValueError(f"expected the step's first {self.done} tokens, got {j}")
+        h = self._extend(tokens[:, -1:])
+        return self.head.output(h, self.base[:, j: j + 1], torch.zeros(1, 1, dtype=torch.bool, device=h.device))[:, 0]
+
+    def _extend(self, previous: torch.Tensor) -> torch.Tensor:
+        j = self.done
+        gap = self.positions[:, j: j + 1] - self.positions[:, max(j - 1, 0): max(j - 1, 0) + 1]
+        h = self.head.inputs(self.hidden[:, j: j + 1], self.positions[:, j: j + 1], previous, gap)
+        for layer, keys, values in zip(self.head.layers, self.keys, self.values):
+            h = h + self._attend(layer, layer.norm1(h), keys, values)
+            h = h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
+        self.done += 1
+        return h
+
+    @staticmethod
+    def _attend(layer: nn.TransformerEncoderLayer, x: torch.Tensor, keys: list, values: list) -> torch.Tensor:
+        attention = layer.self_attn
+        heads, batch = attention.num_heads, x.shape[0]
+        q, k, v = F.linear(x, attention.in_proj_weight, attention.in_proj_bias).chunk(3, dim=-1)
+        split = lambda t: t.view(batch, 1, heads, -1).transpose(1, 2)  # [B, H, 1, D/H]
+        keys.append(split(k))
+        values.append(split(v))
+        out = F.scaled_dot_product_attention(split(q), torch.cat(keys, dim=2), torch.cat(values, dim=2))
+        return attention.out_proj(out.transpose(1, 2).reshape(batch, 1, -1))

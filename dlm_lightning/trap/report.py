@@ -103,30 +103,36 @@ def per_seed_table(rows: list[dict]) -> str:
     return f"{metric} per seed:\n\n" + "\n".join(lines)
 
 
-def summary(rows: list[dict], k: int = HEADLINE_K) -> str:
-    """One line on the headline comparison, joint against marginal at ``k`` tokens per step, over seeds."""
+def summary(rows: list[dict], k: int = HEADLINE_K) -> list[str]:
+    """The headline comparison, one line per decoder against the marginal decoder at ``k`` tokens per step,
+    over seeds (invalid rates where the data has a checker, else generative perplexity)."""
     table = {(c.decoder, c.tokens_per_step): c for c in cells(rows)}
-    joint, marginal = table.get(("joint", k)), table.get((BASELINE, k))
-    if joint is None or marginal is None:
+    names = [name for name in dict.fromkeys(r["decoder"] for r in rows) if name != BASELINE]
+    return [line for name in names if (line := _summary_line(rows, table, name, k))]
+
+
+def _summary_line(rows: list[dict], table: dict, name: str, k: int) -> str:
+    other, marginal = table.get((name, k)), table.get((BASELINE, k))
+    if other is None or marginal is None:
         return ""
-    cost = f"per-step cost {fmt(joint.stats.get('step_cost_vs_marginal'), '.2f')}x"
-    if not joint.has("invalid"):
-        if not joint.has("gen_ppl"):
+    cost = f"per-step cost {fmt(other.stats.get('step_cost_vs_marginal'), '.2f')}x"
+    if not other.has("invalid"):
+        if not other.has("gen_ppl"):
             return ""
         return (f"at {k} tokens/step: generative perplexity {fmt(marginal.stats['gen_ppl'], '.1f')} (marginal, entropy "
-                f"{fmt(marginal.stats['unigram_entropy'], '.2f')} bits) -> {fmt(joint.stats['gen_ppl'], '.1f')} (joint, "
-                f"entropy {fmt(joint.stats['unigram_entropy'], '.2f')} bits); {cost}")
+                f"{fmt(marginal.stats['unigram_entropy'], '.2f')} bits) -> {fmt(other.stats['gen_ppl'], '.1f')} ({name}, "
+                f"entropy {fmt(other.stats['unigram_entropy'], '.2f')} bits); {cost}")
     invalid = {(replicate(r), r["decoder"]): r["invalid"] for r in rows if r["tokens_per_step"] == k}
-    seeds = [seed for seed in dict.fromkeys(s for s, _ in invalid) if (seed, "joint") in invalid
+    seeds = [seed for seed in dict.fromkeys(s for s, _ in invalid) if (seed, name) in invalid
              and (seed, BASELINE) in invalid]
-    shares = [invalid[seed, "joint"] / invalid[seed, BASELINE] if invalid[seed, BASELINE] > 0 else math.nan
+    shares = [invalid[seed, name] / invalid[seed, BASELINE] if invalid[seed, BASELINE] > 0 else math.nan
               for seed in seeds]
-    line = (f"at {k} tokens/step: invalid {fmt(marginal.stats['invalid'])} (marginal) -> {fmt(joint.stats['invalid'])} "
-            f"(joint); joint/marginal invalid per seed " + ", ".join(f"{x:.2f}" for x in shares)
+    line = (f"at {k} tokens/step: invalid {fmt(marginal.stats['invalid'])} (marginal) -> {fmt(other.stats['invalid'])} "
+            f"({name}); {name}/marginal invalid per seed " + ", ".join(f"{x:.2f}" for x in shares)
             + (f" (worst {max(shares):.2f})" if len(shares) > 1 and not any(map(math.isnan, shares)) else ""))
     one = table.get((BASELINE, 1))
     if one is not None and one.has("validity"):
-        line += (f"; validity {fmt(joint.stats['validity'])} (joint, {k}/step) against {fmt(one.stats['validity'])} "
+        line += (f"; validity {fmt(other.stats['validity'])} ({name}, {k}/step) against {fmt(one.stats['validity'])} "
                  f"(marginal, 1/step)")
     return f"{line}; {cost}"
 
@@ -149,8 +155,8 @@ def markdown(rows: list[dict], rules: tuple[str, ...], settings: dict) -> str:
              markdown_table(cells(rows), rules), ""]
     if len(seeds) > 1 and (seed_table := per_seed_table(rows)):
         lines += [seed_table, ""]
-    line = summary(rows)
-    return "\n".join(lines + ([f"- {line}", ""] if line else []))
+    headline = summary(rows)
+    return "\n".join(lines + [f"- {line}" for line in headline] + ([""] if headline else []))
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

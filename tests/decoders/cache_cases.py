@@ -22,7 +22,9 @@ DECODERS = {
     "threshold": (MarginalDecoder, {"tokens_per_step": 4, "threshold": 0.09}),
     "joint": (JointDecoder, {"tokens_per_step": 2}),
     "speculative": (JointDecoder, {"tokens_per_step": 4, "mode": "speculative"}),
+    "joint_rank": (JointDecoder, {"tokens_per_step": 2, "rank": "joint"}),
 }
+RECORDED_DECODERS = ("marginal", "random", "threshold", "joint", "speculative")  # those that predate caching
 
 
 def context(positions: str = "rotary", seed: int = 0, n_layers: int = 2) -> DecodeContext:

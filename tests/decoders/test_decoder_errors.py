@@ -53,7 +53,9 @@ def test_more_tokens_per_step_than_the_answer_holds(decoder):
 
 @pytest.mark.parametrize("kwargs,key", [({"remasking": "lowest"}, "remasking"), ({"threshold": 1.5}, "threshold"),
                                         ({"top_p": 0.0}, "top_p"), ({"min_length": -1}, "min_length"),
-                                        ({"mode": "greedy"}, "mode"), ({"remasking": "random", "threshold": 0.9}, "remasking")])
+                                        ({"mode": "greedy"}, "mode"), ({"remasking": "random", "threshold": 0.9}, "remasking"),
+                                        ({"rank": "head"}, "rank"), ({"rank": "joint", "mode": "speculative"}, "rank"),
+                                        ({"rank": "joint", "remasking": "random"}, "rank")])
 def test_invalid_options_name_their_key(kwargs, key):
     with pytest.raises(ConfigError, match=rf"^{key}="):
         JointDecoder(**kwargs)

@@ -12,6 +12,7 @@ from cache_cases import context as random_model_context
 from dlm_lightning.decoders.base import DecodeContext
 from dlm_lightning.decoders.joint import JointDecoder
 from dlm_lightning.decoders.marginal import MarginalDecoder
+from dlm_lightning.heads.base import JointHead
 from dlm_lightning.models.denoiser import DenoiserOutput
 from dlm_lightning.schedules.uniform import UniformSchedule
 
@@ -24,6 +25,26 @@ def test_one_token_per_step_reproduces_the_marginal_decoder(mode, options):
     joint = JointDecoder(tokens_per_step=1, mode=mode, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     assert torch.equal(marginal.tokens, joint.tokens)
     assert torch.equal(marginal.commit_step, joint.commit_step)
+    assert marginal.nfe == joint.nfe
+
+
+@pytest.mark.parametrize("options", [{}, {"threshold": 0.3}, {"min_length": 5}])
+def test_ranking_by_the_joint_at_one_token_per_step_reproduces_the_marginal_decoder(options):
+    context, p = random_model_context(n_layers=1), prompts(6)
+    marginal = MarginalDecoder(tokens_per_step=1, **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    joint = JointDecoder(tokens_per_step=1, rank="joint", **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    assert torch.equal(marginal.tokens, joint.tokens) and torch.equal(marginal.commit_step, joint.commit_step)
+
+
+@pytest.mark.parametrize("options", [{"tokens_per_step": 4}, {"tokens_per_step": 8, "threshold": 0.2}])
+def test_ranking_by_a_head_that_adds_nothing_is_the_marginal_decoder(options):
+    """A head equal to the marginals draws the marginal drafts (same Gumbel noise) with the marginal
+    confidences, so ranking by its joint commits exactly what the marginal decoder commits."""
+    context, p = random_model_context(n_layers=1), prompts(6)
+    context.dependency_head = MarginalsHead()
+    marginal = MarginalDecoder(**options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    joint = JointDecoder(rank="joint", **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    assert torch.equal(marginal.tokens, joint.tokens) and torch.equal(marginal.commit_step, joint.commit_step)
     assert marginal.nfe == joint.nfe
 
 
@@ -61,7 +82,14 @@ class IndependentDenoiser(nn.Module):
         return DenoiserOutput(torch.where(visible.unsqueeze(-1), copied, log_probs), torch.zeros(*z.shape, 4))
 
 
-class TableHead(nn.Module):
+class MarginalsHead(JointHead):
+    """A head that adds nothing: every conditional is the backbone's marginal."""
+
+    def forward(self, hidden, positions, tokens, base):
+        return base.float().log_softmax(dim=-1)
+
+
+class TableHead(JointHead):
     """A constructed head: the second word's conditional given the first is Q_SECOND, at the given
     absolute positions of the second word."""
 
@@ -131,3 +159,27 @@ def test_speculative_rows_in_different_blocks_each_sample_their_own_block():
                 pair = (out.tokens[:, start] == first) & (out.tokens[:, start + 1] == second)
                 observed = pair.double().mean().item()
                 assert abs(observed - expected) <= 4 * math.sqrt(expected * (1 - expected) / n), (start, first, second)
+
+
+# ---- which positions a step commits: ranked by the marginal or by the head's joint --------------------
+def test_ranking_by_the_joint_commits_the_position_the_head_is_sure_of_given_the_first():
+    """Answer (first, second, Z), block 3, 2 tokens per step: the first step commits Z (certain) and the more
+    confident of the two words. By the marginals, the second word (0.6 or 0.4) beats the first (0.3 or 0.7)
+    only after A: P = 0.3. Ranked by the joint, the second word's confidence is q(second | first drawn):
+    it wins when q > p(first), i.e. X after A (0.3 * 0.8 = 0.24) and Y after B (0.7 * 0.9 = 0.63): P = 0.87."""
+    n = 4000
+    context = DecodeContext(IndependentDenoiser(), UniformSchedule(), MASK, EOS, dependency_head=TableHead())
+    p = torch.zeros((n, 1), dtype=torch.long)
+    within = lambda expected, observed: abs(observed - expected) <= 4 * math.sqrt(expected * (1 - expected) / n)
+    by_marginal = JointDecoder(tokens_per_step=2, block_length=3).decode(context, p, 3, torch.Generator().manual_seed(3))
+    by_joint = JointDecoder(tokens_per_step=2, block_length=3, rank="joint").decode(
+        context, p, 3, torch.Generator().manual_seed(3))
+    for out in (by_marginal, by_joint):
+        assert out.nfe == 2 and (out.commit_step[:, 2] == 0).all() and (out.tokens[:, 3] == Z).all()
+        assert ((out.commit_step[:, :2] == 0).sum(dim=1) == 1).all()  # one of the two words per step
+    second_first = by_marginal.commit_step[:, 1] == 0
+    assert within(0.3, second_first.double().mean().item())
+    second_first = by_joint.commit_step[:, 1] == 0
+    assert within(0.87, second_first.double().mean().item())
+    for word, expected in ((X, 0.24), (Y, 0.63)):
+        assert within(expected, (second_first & (by_joint.tokens[:, 2] == word)).double().mean().item())

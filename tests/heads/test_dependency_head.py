@@ -10,6 +10,7 @@ from torch import nn
 
 from dlm_lightning.build import build, build_module
 from dlm_lightning.errors import ConfigError
+from dlm_lightning.heads.base import JointHead
 from dlm_lightning.heads.dependency import DependencyHead
 
 V, D, L = 11, 16, 20
@@ -48,6 +49,23 @@ def test_first_position_is_its_marginal_and_later_ones_see_only_earlier_tokens()
     again = h(hidden, positions, changed, base)
     assert torch.allclose(again[:, :3], out[:, :3], atol=1e-6)
     assert not torch.allclose(again[:, 3], out[:, 3], atol=1e-3)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_cached_conditionals_equal_the_full_forward_at_every_position(n_layers):
+    """The decoders' one-position-per-call path (cached keys and values) against forward() on the prefix,
+    and the recomputing default of JointHead against both."""
+    h = head(n_layers=n_layers)
+    hidden, positions, tokens, base = inputs(k=6)
+    full = h(hidden, positions, tokens, base)
+    cached = h.incremental(hidden, positions, base)
+    recomputed = JointHead.incremental(h, hidden, positions, base)
+    for j in range(1, 6):
+        step = cached.next(tokens[:, :j])
+        assert torch.allclose(step, full[:, j], atol=1e-5), j
+        assert torch.allclose(recomputed.next(tokens[:, :j]), full[:, j], atol=1e-6), j
+    with pytest.raises(ValueError, match="expected the step's first 6 tokens, got 2"):
+        cached.next(tokens[:, :2])
 
 
 def test_training_subsets_are_sorted_masked_positions_inside_one_window():

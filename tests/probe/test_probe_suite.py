@@ -1,15 +1,12 @@
 """The suite path: a tiny run trained in-process (a real run directory and Lightning checkpoint),
 loaded by dlm_lightning.run.load and probed, and the experiments.probe entry point end to end."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from suite_helpers import compose_config
+from suite_helpers import REPO, cli_env, compose_config, run_entry_point
 import torch
 from omegaconf import OmegaConf
 
@@ -19,7 +16,6 @@ from dlm_lightning.probe.compute import run_probe
 from dlm_lightning.probe.suite_model import SuiteModel
 from dlm_lightning.run.load import find_checkpoint, load_run
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["model=tiny", "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32", "data.test_size=32",
         "data.batch_size=32", "data.eval_batch_size=32", "callbacks.progress=null", "callbacks.throughput=null",
         "trainer.precision=32-true"]
@@ -89,13 +85,13 @@ def test_suite_probe_caps_masks_and_uses_the_training_unigram(run_dir):
 
 def test_entry_point_writes_a_new_directory_and_never_reuses_it(run_dir, tmp_path):
     out = tmp_path / "probe"
-    command = [sys.executable, "-m", "experiments.probe", f"run={run_dir}", "prompts.limit=4",
-               "n_masks=8", f"hydra.run.dir={out}"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    args = [f"run={run_dir}", "prompts.limit=4", "n_masks=8", f"hydra.run.dir={out}"]
+    env = {**cli_env(), "PYTHONWARNINGS": "ignore"}
+    probe = lambda: run_entry_point(*args, cwd=REPO, env=env, timeout=300, module="experiments.probe")
+    done = probe()
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(out)
     assert {"probe.json", "probe_topk.csv", "probe.md", "probe.png", "tensorboard"} <= {p.name for p in out.iterdir()}
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    again = probe()
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [f"error: {out} already holds a probe; choose another directory"]

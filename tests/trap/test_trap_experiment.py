@@ -138,3 +138,22 @@ def test_runs_of_one_seed_or_of_another_config_are_refused(run_dir, tmp_path, ca
     with pytest.raises(SystemExit):
         trap.main(["--run-dir", str(run_dir), str(other), "--out", str(tmp_path / "t")])
     assert f"--run-dir {other} was trained with another config than {run_dir}" in capsys.readouterr().err
+
+
+def test_the_headline_compares_every_decoder_with_the_marginal_one_per_seed():
+    from dlm_lightning.trap.report import summary
+
+    def row(seed, decoder, k, invalid, cost=1.0):
+        return {"seed": seed, "decoder": decoder, "tokens_per_step": k, "validity": 1 - invalid,
+                "invalid": invalid, "step_cost_vs_marginal": cost}
+
+    rows = [row(0, "marginal", 1, 0.0), row(1, "marginal", 1, 0.1),
+            row(0, "marginal", 4, 0.8), row(1, "marginal", 4, 0.5),
+            row(0, "joint", 4, 0.2, 1.1), row(1, "joint", 4, 0.2, 1.3),
+            row(0, "joint_rank", 4, 0.08, 1.2), row(1, "joint_rank", 4, 0.05, 1.2)]
+    joint, ranked = summary(rows)
+    assert joint.startswith("at 4 tokens/step: invalid 0.650 ± 0.212 (marginal) -> 0.200 ± 0.000 (joint); "
+                            "joint/marginal invalid per seed 0.25, 0.40 (worst 0.40); validity 0.800 ± 0.000 (joint, 4/step) "
+                            "against 0.950 ± 0.071 (marginal, 1/step); per-step cost 1.20 ± 0.14x")
+    assert "joint_rank/marginal invalid per seed 0.10, 0.10 (worst 0.10)" in ranked
+    assert summary([r for r in rows if r["decoder"] != "marginal"]) == []  # no baseline, no headline
