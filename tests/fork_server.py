@@ -21,6 +21,7 @@ import os
 import runpy
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,18 +36,19 @@ STARTUP_TIMEOUT_S = 120
 
 # ---- the server ---------------------------------------------------------------------------------------
 def serve(socket_path: str, preload: str) -> None:
+    parent = os.getppid()  # the test session: when it is gone, so is the server
     __import__(preload)
     import torch
 
     torch.set_num_threads(1)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path + ".tmp")
-    os.rename(socket_path + ".tmp", socket_path)  # clients see the socket only once it is ready
     listener.listen(64)
+    os.rename(socket_path + ".tmp", socket_path)  # clients see the socket only once it accepts
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     waiting: dict[int, socket.socket] = {}  # child pid -> its client's connection
-    while True:
+    while os.getppid() == parent:
         for key, _ in selector.select(timeout=0.02):
             if key.fileobj is listener:
                 connection, _ = listener.accept()
@@ -58,12 +60,17 @@ def serve(socket_path: str, preload: str) -> None:
             if request is None:  # the client went away
                 connection.close()
                 continue
+            sys.stdout.flush()
+            sys.stderr.flush()  # nothing buffered here may reach a child's output
             pid = os.fork()
             if pid == 0:
                 listener.close()
                 _child(json.loads(request))  # never returns
             waiting[pid] = connection
-            connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            try:
+                connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            except OSError:  # the client went away: the child still runs and is reaped below
+                pass
         for pid in list(waiting):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -85,6 +92,18 @@ def _read_line(connection: socket.socket) -> bytes | None:
     return data
 
 
+def _warning_filters(spec: str) -> None:
+    """The filters a fresh interpreter takes from PYTHONWARNINGS (action:message:category:module:lineno)."""
+    import builtins
+    import warnings
+
+    warnings.resetwarnings()
+    for entry in filter(None, spec.split(",")):
+        action, message, category, module, lineno = (entry.split(":") + [""] * 5)[:5]
+        warnings.filterwarnings(action or "default", message, getattr(builtins, category, Warning) if category else Warning,
+                                module, int(lineno or 0))
+
+
 def _returncode(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
@@ -96,7 +115,9 @@ def _child(request: dict) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[:0] = [p for p in extra if p not in sys.path]
+        # as `python -m` in cwd: the working directory first, then PYTHONPATH, then the installed packages
+        sys.path[:] = [request["cwd"], *extra, *[p for p in sys.path[1:] if p not in extra]]
+        _warning_filters(request["env"].get("PYTHONWARNINGS", ""))
         stdin = os.open(os.devnull, os.O_RDONLY)
         stdout = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         stderr = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -163,7 +184,7 @@ class ForkedProcess:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        if self.returncode is None:
+        if self.poll() is None:  # (a child reaped by the server but not yet reported is the one pid-reuse window)
             try:
                 os.kill(self.pid, signum)
             except ProcessLookupError:
@@ -202,6 +223,7 @@ class ForkServer:
         self.process.kill()
         self.process.wait()
         self.log.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def usable() -> bool:

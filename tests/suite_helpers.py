@@ -60,7 +60,7 @@ def start_entry_point(args, cwd: Path, stdout: Path, stderr: Path, env: dict[str
         with open(stdout, "w") as out, open(stderr, "w") as err:
             return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env, stdout=out, stderr=err,
                                     stdin=subprocess.DEVNULL)
-    if _fork_server is None:
+    if _fork_server is None or _fork_server.process.poll() is not None:  # none yet, or it died: a new one
         _fork_server = fork_server.ForkServer(cli_env())
     return _fork_server.spawn(module, args, cwd, env, stdout, stderr)
 

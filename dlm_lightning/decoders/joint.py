@@ -21,8 +21,10 @@ marginal draw and each later one comes from the head's p(x_sigma(j) | z_t, x_sig
   as exact mode draws a step's tokens), then positions are counted and chosen by the head's conditional
   probability of their drawn token instead of the marginal one (with ``threshold``: all positions whose
   conditional stays confident). The committed tokens are part of one joint draw of the block, so tokens
-  committed together were drawn together; it costs one head call per masked position of the block but
-  one per step.
+  committed together were drawn together. A position's rank conditions on the draws to its left, which
+  may themselves stay uncommitted and be redrawn later: the rule is a heuristic, like confidence
+  ranking itself (any subset of a joint draw chosen independently of the draw would be an exact sample).
+  It costs M - 1 head calls per step for a block with M masked positions, against k - 1.
 
 With k = 1 no head call is made (in either ranking) and the output equals the marginal decoder's for the
 same generator.
@@ -35,6 +37,7 @@ import torch
 from dlm_lightning.decoders.base import DecodeContext, gumbel_argmax
 from dlm_lightning.decoders.block import BlockDecoder, Window, take_positions
 from dlm_lightning.errors import require
+from dlm_lightning.heads.base import JointHead, Recomputed
 from dlm_lightning.models.denoiser import DenoiserOutput
 
 MODES = ("exact", "speculative")
@@ -97,7 +100,10 @@ class JointDecoder(BlockDecoder):
         order, real, hidden, positions, base = self._step_inputs(out, prompt_length, selected)
         tokens = draft.gather(1, order)
         noise = window.take(window.gumbel, order)
-        conditionals = context.dependency_head.incremental(hidden, positions, base)
+        head = context.dependency_head
+        # a head that is only an nn.Module with forward (no JointHead) recomputes the prefix at each call
+        conditionals = head.incremental(hidden, positions, base) if isinstance(head, JointHead) else \
+            Recomputed(head, hidden, positions, base)
         conditional = []
         for j in range(1, order.shape[1]):
             weights, rank_w = self.sampling_weights(conditionals.next(tokens[:, :j]), order[:, j], context.end_ids)

@@ -13,6 +13,7 @@ from dlm_lightning.decoders.base import DecodeContext
 from dlm_lightning.decoders.joint import JointDecoder
 from dlm_lightning.decoders.marginal import MarginalDecoder
 from dlm_lightning.heads.base import JointHead
+from dlm_lightning.heads.dependency import DependencyHead
 from dlm_lightning.models.denoiser import DenoiserOutput
 from dlm_lightning.schedules.uniform import UniformSchedule
 
@@ -36,16 +37,30 @@ def test_ranking_by_the_joint_at_one_token_per_step_reproduces_the_marginal_deco
     assert torch.equal(marginal.tokens, joint.tokens) and torch.equal(marginal.commit_step, joint.commit_step)
 
 
+@pytest.mark.parametrize("head", ["marginals", "untrained"])
 @pytest.mark.parametrize("options", [{"tokens_per_step": 4}, {"tokens_per_step": 8, "threshold": 0.2}])
-def test_ranking_by_a_head_that_adds_nothing_is_the_marginal_decoder(options):
+def test_ranking_by_a_head_that_adds_nothing_is_the_marginal_decoder(options, head):
     """A head equal to the marginals draws the marginal drafts (same Gumbel noise) with the marginal
-    confidences, so ranking by its joint commits exactly what the marginal decoder commits."""
+    confidences, so ranking by its joint commits exactly what the marginal decoder commits: a constructed
+    one (recomputed prefix) and the real, zero-initialised DependencyHead (cached keys and values)."""
     context, p = random_model_context(n_layers=1), prompts(6)
-    context.dependency_head = MarginalsHead()
+    context.dependency_head = MarginalsHead() if head == "marginals" else \
+        DependencyHead(16, VOCAB, p.shape[1] + ANSWER, n_heads=2).eval()
     marginal = MarginalDecoder(**options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     joint = JointDecoder(rank="joint", **options).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
     assert torch.equal(marginal.tokens, joint.tokens) and torch.equal(marginal.commit_step, joint.commit_step)
     assert marginal.nfe == joint.nfe
+
+
+def test_the_joint_threshold_at_zero_commits_whole_blocks_as_the_joint_decoder_does():
+    """threshold=0 and k = block length: every masked position of the block is sure, so each step commits
+    the whole block, drawn through the (random, non-trivial) head exactly as decoder=joint draws it."""
+    context, p = random_model_context(), prompts(6)
+    joint = JointDecoder(tokens_per_step=8).decode(context, p, ANSWER, torch.Generator().manual_seed(5))
+    ranked = JointDecoder(tokens_per_step=8, rank="joint", threshold=0.0).decode(
+        context, p, ANSWER, torch.Generator().manual_seed(5))
+    assert torch.equal(joint.tokens, ranked.tokens) and torch.equal(joint.commit_step, ranked.commit_step)
+    assert ranked.nfe == ANSWER // 8
 
 
 def test_the_head_changes_multi_token_steps():
@@ -89,7 +104,7 @@ class MarginalsHead(JointHead):
         return base.float().log_softmax(dim=-1)
 
 
-class TableHead(JointHead):
+class TableHead(nn.Module):  # a plain module with forward only: the decoder recomputes its prefix
     """A constructed head: the second word's conditional given the first is Q_SECOND, at the given
     absolute positions of the second word."""
 
