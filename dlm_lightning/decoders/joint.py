@@ -37,7 +37,7 @@ import torch
 from dlm_lightning.decoders.base import DecodeContext, gumbel_argmax
 from dlm_lightning.decoders.block import BlockDecoder, Window, take_positions
 from dlm_lightning.errors import require
-from dlm_lightning.heads.base import JointHead, Recomputed
+from dlm_lightning.heads.base import step_conditionals
 from dlm_lightning.models.denoiser import DenoiserOutput
 
 MODES = ("exact", "speculative")
@@ -100,15 +100,13 @@ class JointDecoder(BlockDecoder):
         order, real, hidden, positions, base = self._step_inputs(out, prompt_length, selected)
         tokens = draft.gather(1, order)
         noise = window.take(window.gumbel, order)
-        head = context.dependency_head
-        # a head that is only an nn.Module with forward (no JointHead) recomputes the prefix at each call
-        conditionals = head.incremental(hidden, positions, base) if isinstance(head, JointHead) else \
-            Recomputed(head, hidden, positions, base)
+        conditionals = step_conditionals(context.dependency_head, hidden, positions, base)
         conditional = []
         for j in range(1, order.shape[1]):
             weights, rank_w = self.sampling_weights(conditionals.next(tokens[:, :j]), order[:, j], context.end_ids)
             tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
-            conditional.append(rank_w.gather(-1, tokens[:, j, None]).squeeze(-1).exp())
+            if confidence is not None:
+                conditional.append(rank_w.gather(-1, tokens[:, j, None]).squeeze(-1).exp())
         filled = draft.scatter(1, order, tokens)
         if confidence is None or not conditional:
             return filled, confidence

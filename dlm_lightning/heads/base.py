@@ -31,3 +31,12 @@ class Recomputed(Conditionals):
         j = tokens.shape[1]
         padded = torch.cat([tokens, tokens[:, -1:]], dim=1)  # entry j's own token is never read
         return self.head(self.hidden[:, : j + 1], self.positions[:, : j + 1], padded, self.base[:, : j + 1])[:, j]
+
+
+def step_conditionals(head: nn.Module, hidden: torch.Tensor, positions: torch.Tensor,
+                      base_log_probs: torch.Tensor) -> Conditionals:
+    """The head's conditionals one position at a time: its own ``incremental`` for a JointHead, else (any
+    module with JointHead's ``forward``) by re-running ``forward`` on the prefix."""
+    if isinstance(head, JointHead):
+        return head.incremental(hidden, positions, base_log_probs)
+    return Recomputed(head, hidden, positions, base_log_probs)
