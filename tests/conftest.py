@@ -3,7 +3,8 @@
 Speed rules the fixtures follow: tiny configs (``TINY``), torch single-threaded in this process and in the
 subprocesses (the tiny models gain nothing from a second thread, and two contending threads on a shared
 2-core machine are several times slower), the CLI run in-process when a real process is not the point
-(``cli``), and the few real processes shared by the session (``cli_runs``).
+(``cli``), the few real processes shared by the session (``cli_runs``), and every real process started
+from the fork server, which has the imports done (``suite_helpers.start_entry_point``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite_helpers import (CONFIG_DIR, REPO, RESUME_RUN, STEPS_PER_EPOCH, TINY, cli_command,  # noqa: F401 (re-exported)
+from suite_helpers import (CONFIG_DIR, REPO, RESUME_RUN, STEPS_PER_EPOCH, TINY,  # noqa: F401 (re-exported)
                            cli_env, compose_config, run_entry_point, start_entry_point, stop_fork_server)
 
 torch.set_num_threads(1)

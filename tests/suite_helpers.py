@@ -35,12 +35,6 @@ def cli_env() -> dict[str, str]:
                 HYDRA_FULL_ERROR="0")
 
 
-def cli_command(*args: str) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "experiments.run", *args]
-
-
 _fork_server = None
 
 

@@ -19,7 +19,7 @@ from sweep_helpers import FAST
 TINY = [*FAST, "data.train_size=64", "trainer=ddp", "trainer.devices=2"]
 
 
-def run_entry_point(run_cli, cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
+def run_ok(run_cli, cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
     result = run_cli(*args, cwd=cwd, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
@@ -30,7 +30,7 @@ def rank_records(job: Path) -> list[dict]:
 
 
 def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tmp_path: Path, run_cli):
-    result = run_entry_point(run_cli, tmp_path, TINY)
+    result = run_ok(run_cli, tmp_path, TINY)
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # both ranks wrote into one directory
     assert result.stdout.strip().splitlines()[-1] == str(run_dir)
     ranks = rank_records(run_dir)
@@ -47,7 +47,7 @@ def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tm
 
 def test_ddp_sweep_runs_each_job_on_both_ranks_in_one_sweep_directory(tmp_path: Path, run_cli):
     monitors = ["val/nelbo", "val/typo", "val/bpt"]  # val/typo: ModelCheckpoint fails at the first save
-    run_entry_point(run_cli, tmp_path, ["-m", *TINY, f"callbacks.checkpoint.monitor={','.join(monitors)}"])
+    run_ok(run_cli, tmp_path, ["-m", *TINY, f"callbacks.checkpoint.monitor={','.join(monitors)}"])
     assert not (tmp_path / "outputs" / "runs").exists()  # no rank ran a run (or sweep) of its own
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     jobs = {}
