@@ -75,18 +75,22 @@ class Decoder(ABC):
     def check_denoiser(self, denoiser: torch.nn.Module) -> None:
         """Raises ConfigError when this decoder's settings need something the denoiser lacks (e.g. a cache)."""
 
-    def sampling_weights(self, log_probs: torch.Tensor, offsets: torch.Tensor,
-                         eos_id: int | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def sampling_weights(self, log_probs: torch.Tensor, offsets: torch.Tensor, eos_id: int | tuple[int, ...],
+                         end_floor: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(log-weights to sample from, log-probabilities to rank by), both float64 [..., V].
 
-        ``offsets`` holds the answer position of each row of ``log_probs`` ([...], broadcastable).
+        ``offsets`` holds the answer position of each row of ``log_probs`` ([B, ...], broadcastable).
         The ranking distribution is the model's after the [EOS] ban, before temperature and top-p
         (as LLaDA ranks by the untempered probability of the sampled token). ``eos_id`` may be a tuple of
-        end tokens ([EOS] and pad variants): min_length bans them all.
+        end tokens ([EOS] and pad variants): min_length bans them all, and so does ``end_floor`` [B], a
+        per-row min_length (the end position a decoder drew), when given.
         """
         log_probs = log_probs.double()
-        if self.min_length > 0:
-            early = (offsets < self.min_length).unsqueeze(-1)
+        floor = self.min_length
+        if end_floor is not None:
+            floor = end_floor.clamp_min(self.min_length).view(-1, *([1] * (offsets.dim() - 1)))
+        if end_floor is not None or self.min_length > 0:
+            early = (offsets < floor).unsqueeze(-1)
             ends = torch.tensor(eos_id, device=log_probs.device).reshape(-1)
             is_eos = torch.isin(torch.arange(log_probs.shape[-1], device=log_probs.device), ends)
             log_probs = log_probs.masked_fill(early & is_eos, float("-inf"))

@@ -39,8 +39,9 @@ class BlockDecoder(Decoder):
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
                  threshold: float | None = None, cache: str = "none", refresh_every: int | None = None,
-                 position_decay: float = 0.0):
+                 position_decay: float = 0.0, sample_length: bool = False):
         super().__init__(tokens_per_step, temperature, top_p, min_length)
+        self.sample_length = sample_length
         check_cache_options(cache, refresh_every)
         require(position_decay >= 0, "position_decay", position_decay, "must be >= 0 (0 = plain confidence)")
         self.cache, self.refresh_every, self.position_decay = cache, refresh_every, float(position_decay)
@@ -81,6 +82,7 @@ class BlockDecoder(Decoder):
         step_in_block = torch.zeros(batch, dtype=torch.long, device=device)
         last_block = torch.full((batch,), -1, dtype=torch.long, device=device)
         nfe = 0
+        end_floor = None  # per row, with sample_length: no end token before the drawn end position
         while True:
             masked = answer == context.mask_id
             if not masked.any():
@@ -91,11 +93,17 @@ class BlockDecoder(Decoder):
             last_block = current
             out = forward(z, masked.float().mean(dim=1), current)
             nfe += 1
+            if self.sample_length and end_floor is None:
+                # this step commits the end token only: its drafts were drawn without knowing the end
+                end_floor = self._commit_sampled_end(context, out, prompt_length, answer, commit_step, generator)
+                forward.invalidate()  # cached keys would not see the committed end token
+                step_in_block += 1
+                continue
             # only the current block can be committed: sampling there alone saves A / block_length of
             # the float64 [B, A, V] work, which dominates a step for real vocabularies
             window = current.unsqueeze(1) * self.block_length + torch.arange(self.block_length, device=device)
             log_probs = take_positions(out.log_probs, out.columns(window + prompt_length))
-            sample_w, rank_w = self.sampling_weights(log_probs, window, context.end_ids)
+            sample_w, rank_w = self.sampling_weights(log_probs, window, context.end_ids, end_floor)
             gumbel = gumbel_noise(sample_w.shape, generator, device)
             window_draft = (sample_w + gumbel).argmax(dim=-1)
             window_confidence = rank_w.gather(-1, window_draft.unsqueeze(-1)).squeeze(-1).exp()
@@ -103,7 +111,7 @@ class BlockDecoder(Decoder):
             draft = torch.full_like(answer, context.mask_id).scatter(1, window, window_draft)
             confidence = torch.zeros(answer.shape, dtype=window_confidence.dtype, device=device).scatter(
                 1, window, window_confidence)
-            step_window = Window(window, sample_w, gumbel)
+            step_window = Window(window, sample_w, gumbel, end_floor)
             draft, confidence = self._rank(context, out, prompt_length, eligible, draft, confidence, step_window)
             count = self._count(eligible, confidence, step_in_block, steps_per_block)
             chosen = self._choose(eligible, confidence, count, generator)
@@ -112,6 +120,31 @@ class BlockDecoder(Decoder):
             commit_step.masked_fill_(committed, nfe - 1)
             step_in_block += 1
         return DecodeOutput(z, nfe=nfe, commit_step=commit_step)
+
+    def _commit_sampled_end(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int,
+                            answer: torch.Tensor, commit_step: torch.Tensor, generator) -> torch.Tensor:
+        """Draws each row's answer length from the model's own length law and commits [EOS] there; returns
+        the drawn end offsets [B] (A = no end).
+
+        With every answer position masked, P(x_i is an end token) is P(length <= i) (after the first end
+        token only end tokens follow), so the running maximum of that probability over i is a CDF, and
+        the first i where it reaches a uniform draw u is a sample of the length. Confidence ranking would
+        instead commit the far, surest [EOS] positions first and cut answers short (frequency collapse).
+        """
+        require(out.start is None, "cache", self.cache, "sample_length needs a full first forward")
+        answer_log_probs = out.log_probs[:, prompt_length:].double()
+        ends = torch.tensor(context.end_ids, device=answer.device)
+        p_end = answer_log_probs.index_select(-1, ends).exp().sum(dim=-1).clamp(0.0, 1.0)
+        p_end[:, : self.min_length] = 0.0
+        cdf = p_end.cummax(dim=1).values
+        u = torch.rand((answer.shape[0], 1), generator=generator, device=answer.device, dtype=torch.float64)
+        end_at = (cdf < u).sum(dim=1)  # the first offset whose CDF reaches u; A when none does
+        ends_inside = (end_at < answer.shape[1]).unsqueeze(1)
+        at_end = torch.zeros_like(answer, dtype=torch.bool).scatter(1, end_at.clamp(max=answer.shape[1] - 1).unsqueeze(1),
+                                                                    ends_inside)
+        answer.masked_fill_(at_end, context.eos_id)
+        commit_step.masked_fill_(at_end, 0)
+        return end_at
 
     def _rank(self, context: DecodeContext, out: DenoiserOutput, prompt_length: int, eligible: torch.Tensor,
               draft: torch.Tensor, confidence: torch.Tensor, window: "Window") -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,11 +186,12 @@ class BlockDecoder(Decoder):
 @dataclass
 class Window:
     """A step's sampling state on each row's current block: answer offsets [B, L], log-weights and the
-    Gumbel noise that drew the drafts [B, L, V]."""
+    Gumbel noise that drew the drafts [B, L, V], and the per-row end ban sampling_weights applied."""
 
     offsets: torch.Tensor
     sample_w: torch.Tensor
     gumbel: torch.Tensor
+    end_floor: torch.Tensor | None = None  # [B] per-row min_length (sample_length), for re-weighting
 
     def take(self, values: torch.Tensor, answer_offsets: torch.Tensor) -> torch.Tensor:
         """values [B, L, V] of this window at answer offsets [B, k] -> [B, k, V]. Offsets outside the

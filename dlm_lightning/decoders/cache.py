@@ -53,6 +53,10 @@ class BlockCache:
         self.cache, self.filled_blocks, self.age = None, None, 0  # age: steps served since the fill
         self.fills = 0  # full forwards so far (the rest of the calls were span forwards)
 
+    def invalidate(self) -> None:
+        """The next call fills the cache again (tokens were committed outside the step's span)."""
+        self.cache = None
+
     def __call__(self, z: torch.Tensor, t: torch.Tensor, block: torch.Tensor) -> DenoiserOutput:
         """Denoiser outputs for this step; ``block`` [B] is each row's current block index."""
         if self.mode == "none":

@@ -50,9 +50,10 @@ class JointDecoder(BlockDecoder):
     def __init__(self, tokens_per_step: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  min_length: int = 0, block_length: int = 8, remasking: str = "low_confidence",
                  threshold: float | None = None, mode: str = "exact", cache: str = "none",
-                 refresh_every: int | None = None, rank: str = "marginal"):
+                 refresh_every: int | None = None, rank: str = "marginal", position_decay: float = 0.0,
+                 sample_length: bool = False):
         super().__init__(tokens_per_step, temperature, top_p, min_length, block_length, remasking, threshold,
-                         cache, refresh_every)
+                         cache, refresh_every, position_decay, sample_length)
         require(mode in MODES, "mode", mode, f"one of {', '.join(MODES)}")
         require(rank in RANKS, "rank", rank, f"one of {', '.join(RANKS)}")
         require(rank == "marginal" or (mode == "exact" and remasking == "low_confidence"), "rank", rank,
@@ -75,7 +76,7 @@ class JointDecoder(BlockDecoder):
         order, real, hidden, positions, base = self._step_inputs(out, prompt_length, chosen)
         drafted_w = window.take(window.sample_w, order)
         tokens, keep = self._verify(context.dependency_head, hidden, positions, draft.gather(1, order), base,
-                                    drafted_w, order, real, context.end_ids, generator)
+                                    drafted_w, order, real, context.end_ids, window.end_floor, generator)
         return draft.scatter(1, order, tokens), torch.zeros_like(chosen).scatter(1, order, keep)
 
     def _step_inputs(self, out: DenoiserOutput, prompt_length: int, selected: torch.Tensor):
@@ -103,7 +104,8 @@ class JointDecoder(BlockDecoder):
         conditionals = step_conditionals(context.dependency_head, hidden, positions, base)
         conditional = []
         for j in range(1, order.shape[1]):
-            weights, rank_w = self.sampling_weights(conditionals.next(tokens[:, :j]), order[:, j], context.end_ids)
+            weights, rank_w = self.sampling_weights(conditionals.next(tokens[:, :j]), order[:, j], context.end_ids,
+                                                    window.end_floor)
             tokens[:, j] = (weights + noise[:, j]).argmax(dim=-1)
             if confidence is not None:
                 conditional.append(rank_w.gather(-1, tokens[:, j, None]).squeeze(-1).exp())
@@ -115,9 +117,9 @@ class JointDecoder(BlockDecoder):
         redrawn = torch.where(real[:, 1:], torch.stack(conditional, dim=1).to(confidence.dtype), current)
         return filled, confidence.scatter(1, order[:, 1:], redrawn)
 
-    def _verify(self, head, hidden, positions, drafts, base, p_weights, order, real, eos_id, generator):
+    def _verify(self, head, hidden, positions, drafts, base, p_weights, order, real, eos_id, end_floor, generator):
         """Speculative sampling of the drafts against the head; returns (tokens, which to commit)."""
-        q_weights, _ = self.sampling_weights(head(hidden, positions, drafts, base), order, eos_id)
+        q_weights, _ = self.sampling_weights(head(hidden, positions, drafts, base), order, eos_id, end_floor)
         ratio = (q_weights - p_weights).gather(-1, drafts.unsqueeze(-1)).squeeze(-1).exp()
         u = torch.rand(ratio.shape, generator=generator, device=ratio.device, dtype=torch.float64)
         rejected = (u >= ratio) & real
