@@ -21,6 +21,7 @@ command=${1:-run}
 shift || true
 case "$command" in
   run) exec "$venv/bin/python" -m experiments.run "$@" ;;
-  test) exec "$venv/bin/python" -m pytest "$@" ;;
+  # two workers (the tests are single-threaded); tests sharing the session's real runs stay on one worker
+  test) exec "$venv/bin/python" -m pytest -n "${DLM_TEST_WORKERS:-2}" --dist loadgroup "$@" ;;
   *) exec "$venv/bin/python" -m "experiments.$command" "$@" ;;
 esac

@@ -296,15 +296,36 @@ def _start_runs(config) -> _BackgroundRuns:
     return config.stash[_RUNS_KEY]
 
 
-@pytest.hookimpl(trylast=True)  # after -k / -m deselection
+def _uses_cli_runs(item) -> bool:
+    return "cli_runs" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    """When tests need ``cli_runs``: start the runs now and move those tests last, so the processes work
-    while the other tests run (the session's wall time then barely grows)."""
-    users = [item for item in items if "cli_runs" in getattr(item, "fixturenames", ())]
-    if users and not config.option.collectonly:
+    """Under pytest-xdist every worker collects every test: the tests that need ``cli_runs`` form one
+    group that goes first, so one worker runs them all (starting the runs when it reaches them) while
+    the other keeps the cores busy."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        users = [item for item in items if _uses_cli_runs(item)]
+        for item in users:
+            item.add_marker(pytest.mark.xdist_group("cli_runs"))
+        items[:] = users + [item for item in items if item not in users]
+
+
+class _StartCliRunsEarly:
+    @pytest.hookimpl(trylast=True)  # after -k / -m deselection
+    def pytest_collection_modifyitems(self, session, config, items):
+        """Without workers: when tests need ``cli_runs``, start the runs now and move those tests last, so
+        the processes work while the other tests run (the session's wall time then barely grows)."""
+        users = [item for item in items if _uses_cli_runs(item)]
+        if not users or config.option.collectonly or os.environ.get("PYTEST_XDIST_WORKER"):
+            return
         _start_runs(config)
-        others = [item for item in items if item not in users]
-        items[:] = others + users
+        items[:] = [item for item in items if item not in users] + users
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_StartCliRunsEarly(), "dlm_start_cli_runs_early")
 
 
 def pytest_sessionfinish(session, exitstatus):

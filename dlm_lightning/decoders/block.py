@@ -2,7 +2,8 @@
 remasking, Fast-dLLM confidence threshold); subclasses choose how those positions' tokens are drawn.
 
 The answer is split into blocks of ``block_length`` decoded left to right; nothing outside the current
-block is committed, and committed tokens are never changed. Each step makes one denoiser call,
+block is committed (except the end token ``sample_length`` places, below), and committed tokens are
+never changed. Each step makes one denoiser call,
 samples a token at every position of the current block from its marginal (Gumbel-max in float64) and
 commits some of that block's masked positions:
 
@@ -14,7 +15,9 @@ commits some of that block's masked positions:
 Which positions: ``low_confidence`` takes those whose sampled token is most probable under the model
 (untempered), ``random`` takes uniformly random ones. ``position_decay`` (lambda >= 0) ranks by
 confidence * exp(-lambda * answer offset) instead (PC-Sampler's position-aware calibration, arXiv
-2508.13021): far positions, whose confident [EOS] would end the answer early, are committed later. Subclasses change how the chosen positions'
+2508.13021): far positions, whose confident [EOS] would end the answer early, are committed later.
+``sample_length`` spends the first step on drawing each answer's end from the model's own length law
+(``_commit_sampled_end``) and bans end tokens before it. Subclasses change how the chosen positions'
 tokens are drawn (``_fill``; here, independent marginal draws), never which positions are chosen: that
 keeps comparisons fair. The one exception is opt-in: ``JointDecoder(rank="joint")`` ranks by the head's joint
 (``_rank``).

@@ -113,3 +113,23 @@ def test_joint_decoders_never_end_before_the_drawn_end(options):
     committed_first = (out.commit_step == 0) & (out.tokens[:, PROMPT:] == EOS)
     drawn = torch.where(committed_first.any(dim=1), committed_first.int().argmax(dim=1), ANSWER)
     assert torch.equal(lengths, drawn)
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cached_decoding_refills_after_the_drawn_end(cache):
+    from test_decode_cache import ANSWER as LENGTH, PROMPT as PROMPT_LENGTH, CountingDenoiser, context as cached_context
+    from test_decode_cache import prompts as cached_prompts
+
+    def decode(**options):
+        ctx = cached_context()
+        ctx.denoiser = CountingDenoiser(ctx.denoiser)
+        decoder = MarginalDecoder(tokens_per_step=2, block_length=LENGTH, sample_length=True, **options)
+        return decoder.decode(ctx, cached_prompts(), LENGTH, torch.Generator().manual_seed(5)), ctx.denoiser.calls
+
+    plain, _ = decode()
+    cached, calls = decode(cache=cache)
+    # one block: the first step's fill, then a refill so the committed end is in the cached keys
+    assert [kind for kind, _ in calls] == ["fill", "fill"] + ["span"] * (plain.nfe - 2)
+    assert torch.equal(cached.commit_step == 0, plain.commit_step == 0)  # the same drawn ends
+    refilled, _ = decode(cache=cache, refresh_every=1)  # a full forward at every step: no cache at all
+    assert torch.equal(refilled.tokens, plain.tokens)

@@ -12,14 +12,27 @@ def _job(*overrides):
     return cfg
 
 
-def test_the_collapse_grid_is_schedule_padding_blocks_and_seeds():
+def test_the_collapse_grid_is_fixes_blocks_and_seeds():
     params = compose_config(["experiment=collapse"], hydra=True).hydra.sweeper.params
     grid = {key: str(value).split(",") for key, value in OmegaConf.to_container(params).items()}
-    assert grid == {"schedule": ["uniform", "adaptive", "info"], "data.padding": ["eos", "rainbow", "excluded"],
+    assert grid == {"collapse_fix": ["none", "rainbow", "excluded", "cart", "adaptive", "info"],
                     "decoder.block_length": ["40", "8"], "seed": ["0", "1", "2"]}
     cfg = compose_config(["experiment=collapse"])
-    assert cfg.reuse_training is True and cfg.decoder.tokens_per_step == 1
-    assert cfg.trainer.max_epochs * cfg.data.train_size // cfg.data.batch_size == 300
+    assert cfg.reuse_training is True and cfg.decoder.tokens_per_step == 1 and cfg.model.d_model == 64
+    assert cfg.trainer.max_epochs * cfg.data.train_size // cfg.data.batch_size == 720
+
+
+def test_each_fix_changes_only_what_it_names():
+    base = OmegaConf.to_container(_job(), resolve=True)
+
+    def changed(fix):
+        cfg = OmegaConf.to_container(_job(f"collapse_fix={fix}"), resolve=True)
+        return {f"{group}.{key}" for group in base if isinstance(base[group], dict)
+                for key in set(base[group]) | set(cfg[group]) if base[group].get(key) != cfg[group].get(key)}
+    assert changed("none") == set()
+    assert changed("rainbow") == {"data.padding"} and changed("excluded") == {"data.padding"}
+    assert changed("cart") == {"module.cart"}
+    assert "schedule._target_" in changed("adaptive") and "schedule._target_" in changed("info")
 
 
 def test_block_length_jobs_share_their_training_and_padding_jobs_do_not():
