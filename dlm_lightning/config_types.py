@@ -24,6 +24,17 @@ from dlm_lightning.errors import ConfigError
 TOP_LEVEL = {"seed": int, "reuse_training": bool, "resume": typing.Optional[str]}
 
 
+class PositiveInt(int):
+    """A count: an annotation for an integer >= 1 (used by ``check_keys``)."""
+
+
+def check_keys(cfg: DictConfig, schema: dict[str, Any]) -> None:
+    """An entry point's own keys against their annotations (int, float, bool, str, None, PositiveInt,
+    Literal choices, lists and Optional of those), each failure one line naming the key."""
+    for key, annotation in schema.items():
+        _check(key, cfg.get(key), annotation)
+
+
 def check_config_types(cfg: DictConfig, top_level: dict[str, Any] = TOP_LEVEL) -> None:
     for key, annotation in top_level.items():
         if key in cfg:
@@ -72,6 +83,10 @@ def _check(key: str, value: Any, annotation: Any) -> None:
     allowed = _allowed(annotation)
     if allowed is None or any(ok(value) for ok, _ in allowed):
         return
+    if isinstance(value, (DictConfig, ListConfig)):  # name the value as written on the command line
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value)
     raise ConfigError(key, value, f"must be {' or '.join(name for _, name in allowed)}")
 
 
@@ -84,6 +99,18 @@ def _allowed(annotation: Any):
         if any(part is None for part in parts):
             return None
         return [entry for part in parts for entry in part]
+    if origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        return [(lambda v: isinstance(v, str) and v in choices, f"one of {', '.join(map(str, choices))}")]
+    if origin is list:
+        items = _allowed(typing.get_args(annotation)[0])
+        if items is None:
+            return None
+        names = " or ".join(name for _, name in items)
+        return [(lambda v: isinstance(v, (list, ListConfig)) and all(any(ok(x) for ok, _ in items) for x in v),
+                 f"a list [...] whose items are each {names}")]
+    if annotation is PositiveInt:
+        return [(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")]
     if annotation is type(None):
         return [(lambda v: v is None, "null")]
     if annotation is bool:
