@@ -7,7 +7,6 @@ form) is rewritten to ``schedule=adaptive``; both spellings then mean the same t
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from pathlib import Path
@@ -119,25 +118,6 @@ def check_resume_arguments(argv: list[str]) -> None:
     if path.is_file():
         raise RunDirError(f"resume={value} is a file: give the run directory that holds it "
                           f"(resume continues from that directory's checkpoints/last.ckpt)")
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (``error: ...``, exit 2), like the suite's other errors;
-    ``--help`` still prints the full usage."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type for counts that must be >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
 
 
 def check_option(group: str, name: str, key: str, config_dir: Path = CONFIG_DIR) -> None:
