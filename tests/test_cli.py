@@ -81,3 +81,26 @@ def test_a_print_only_entry_point_creates_nothing(entry):
     result = entry("experiments.report", "sweep_dir=missing")
     assert result.code == 2 and result.stderr_lines == ["error: missing: no such sweep directory"]
     assert list(result.cwd.iterdir()) == []
+
+
+def test_check_keys_names_the_key_and_what_it_must_be():
+    from typing import Literal, Optional
+
+    from dlm_lightning.config_types import PositiveInt, _allowed, check_keys
+    from dlm_lightning.errors import ConfigError
+
+    schema = {"ks": list[PositiveInt], "split": Literal["val", "test"], "runs": Optional[list[str]],
+              "level": Literal[1, 2]}
+    check_keys(OmegaConf.create({"ks": [1, 8], "split": "test", "runs": None, "level": 2}), schema)
+    cases = [({"ks": [1, 0]}, "ks=[1, 0] is invalid: must be a list [...] (each item an integer >= 1)"),
+             ({"ks": 4}, "ks=4 is invalid: must be a list [...] (each item an integer >= 1)"),
+             ({"split": "train"}, "split='train' is invalid: must be one of val, test"),
+             ({"runs": ["a", 3]}, "runs=['a', 3] is invalid: must be a list [...] (each item a string) or null"),
+             ({"level": "2"}, "level='2' is invalid: must be one of 1, 2")]
+    for changed, message in cases:
+        values = {"ks": [1], "split": "val", "runs": None, "level": 1, **changed}
+        with pytest.raises(ConfigError) as error:
+            check_keys(OmegaConf.create(values), schema)
+        assert str(error.value) == message
+    # components' signatures keep their own checks: lists and Literal there are not judged here
+    assert _allowed(list[int]) is None and _allowed(Literal["a"]) is None and _allowed(PositiveInt) is None
