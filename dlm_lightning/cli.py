@@ -7,7 +7,6 @@ form) is rewritten to ``schedule=adaptive``; both spellings then mean the same t
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from pathlib import Path
@@ -121,32 +120,13 @@ def check_resume_arguments(argv: list[str]) -> None:
                           f"(resume continues from that directory's checkpoints/last.ckpt)")
 
 
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line (``error: ...``, exit 2), like the suite's other errors;
-    ``--help`` still prints the full usage."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type for counts that must be >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def check_option(group: str, name: str, flag: str, config_dir: Path = CONFIG_DIR) -> None:
-    """Refuses, in one line, a name that is not an option of config group ``group``."""
+def check_option(group: str, name: str, key: str, config_dir: Path = CONFIG_DIR) -> None:
+    """Refuses, in one line naming ``key``, a name that is not an option of config group ``group``."""
     from dlm_lightning.errors import ConfigError
 
     options = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
     if name not in options:
-        raise ConfigError(flag, name, f"unknown {group}; choose from {', '.join(options)}")
+        raise ConfigError(key, name, f"unknown {group}; choose from {', '.join(options)}")
 
 
 def compose_config(overrides=(), config_name: str = "config", hydra: bool = False):
@@ -168,7 +148,7 @@ def compose_config(overrides=(), config_name: str = "config", hydra: bool = Fals
 def check_composition(argv: list[str], config_name: str = "config") -> None:
     """Composes the config once before Hydra does, so an unknown option or key fails in one line (Hydra
     prints several, with its search path). Sweeps (-m) are left to Hydra: their values are lists."""
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     from dlm_lightning.errors import UserError
@@ -177,8 +157,34 @@ def check_composition(argv: list[str], config_name: str = "config") -> None:
         return
     try:
         compose_config(argv, config_name)
+    except OverrideParseException as error:  # name the argument: Hydra's message quotes only a fragment
+        bad = next((arg for arg in argv if not _parses(arg)), None)
+        hint = " (quote list items that hold '=' or spaces: 'key=[\"a=b c\"]')" if bad and "[" in bad else ""
+        raise UserError(f"{bad}: {one_line(str(error))}{hint}" if bad else one_line(str(error))) from None
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
+
+
+def check_overrides(key: str, setting: str) -> None:
+    """A string of space-separated decoder overrides (``decoder=random decoder.block_length=40``) must
+    compose with the main config; checked before any work, the error naming ``key``."""
+    from dlm_lightning.errors import UserError
+
+    try:
+        check_composition(setting.split())
+    except UserError as error:
+        raise UserError(f"{key}: {setting!r}: {error}") from None
+
+
+def _parses(arg: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        OverridesParser.create().parse_overrides([arg])
+    except OverrideParseException:
+        return False
+    return True
 
 
 def one_line(message: str) -> str:
@@ -216,3 +222,18 @@ def check_or_exit(argv: list[str], config_name: str, *checks) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_main(hydra_main, config_name: str, argv: list[str] | None = None) -> None:
+    """Runs an entry point's ``@hydra.main`` function on ``argv`` (default: the command line), after
+    ``check_or_exit``. Tests pass ``argv`` to run a command line in-process; sys.argv is restored after."""
+    import sys
+
+    saved = sys.argv
+    if argv is not None:
+        sys.argv = [saved[0], *argv]
+    try:
+        check_or_exit(sys.argv[1:], config_name)
+        hydra_main()
+    finally:
+        sys.argv = saved

@@ -24,6 +24,17 @@ from dlm_lightning.errors import ConfigError
 TOP_LEVEL = {"seed": int, "reuse_training": bool, "resume": typing.Optional[str]}
 
 
+class PositiveInt(int):
+    """A count: an annotation for an integer >= 1 (used by ``check_keys``)."""
+
+
+def check_keys(cfg: DictConfig, schema: dict[str, Any]) -> None:
+    """An entry point's own keys against their annotations (int, float, bool, str, None, PositiveInt,
+    Literal choices, lists and Optional of those), each failure one line naming the key."""
+    for key, annotation in schema.items():
+        _check(key, cfg.get(key), annotation, own=True)
+
+
 def check_config_types(cfg: DictConfig, top_level: dict[str, Any] = TOP_LEVEL) -> None:
     for key, annotation in top_level.items():
         if key in cfg:
@@ -68,22 +79,41 @@ def _check_target(node: DictConfig, prefix: str) -> None:
         _check(f"{prefix}{key}", value, hints[key])
 
 
-def _check(key: str, value: Any, annotation: Any) -> None:
-    allowed = _allowed(annotation)
+def _check(key: str, value: Any, annotation: Any, own: bool = False) -> None:
+    allowed = _allowed(annotation, own)
     if allowed is None or any(ok(value) for ok, _ in allowed):
         return
+    if isinstance(value, (DictConfig, ListConfig)):  # name the value as written on the command line
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value)
     raise ConfigError(key, value, f"must be {' or '.join(name for _, name in allowed)}")
 
 
-def _allowed(annotation: Any):
-    """[(predicate, name)] for annotations made of int, float, bool, str and None; None = not judged."""
+def _allowed(annotation: Any, own: bool = False):
+    """[(predicate, name)] for annotations made of int, float, bool, str and None; None = not judged.
+    ``own`` (an entry point's own keys): also Literal, list[...] and PositiveInt, left to the components
+    in their signatures (a component may take a scalar where it annotates a list)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         # a config cannot hold a tensor (torch.optim's ``lr: float | Tensor``): that part allows nothing
-        parts = [_allowed(arg) for arg in typing.get_args(annotation) if not _is_tensor(arg)]
+        parts = [_allowed(arg, own) for arg in typing.get_args(annotation) if not _is_tensor(arg)]
         if any(part is None for part in parts):
             return None
         return [entry for part in parts for entry in part]
+    if own and origin is typing.Literal:
+        choices = typing.get_args(annotation)
+        return [(lambda v: any(v == c and type(v) is type(c) for c in choices),
+                 f"one of {', '.join(map(str, choices))}")]
+    if own and origin is list:
+        items = _allowed(typing.get_args(annotation)[0], own)
+        if items is None:
+            return None
+        names = " or ".join(name for _, name in items)
+        return [(lambda v: isinstance(v, (list, ListConfig)) and all(any(ok(x) for ok, _ in items) for x in v),
+                 f"a list [...] (each item {names})")]
+    if own and annotation is PositiveInt:
+        return [(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")]
     if annotation is type(None):
         return [(lambda v: v is None, "null")]
     if annotation is bool:

@@ -1,6 +1,6 @@
 """Training throughput of the suite against a plain PyTorch loop, with MFU, memory and data time.
 
-    python -m experiments.bench [--sizes tiny,small,medium] [--rounds 3] [--steps 10] [--threads N]
+    python -m experiments.bench ['sizes=[tiny,small,medium]'] [rounds=3] [steps=10] [threads=N]
 
 For each model size, the same backbone on the same batches (the real-text data path: cached tokens,
 memory-mapped, the suite's sampler and DataLoader) is trained two ways:
@@ -10,8 +10,8 @@ memory-mapped, the suite's sampler and DataLoader) is trained two ways:
          (SUBS log-probs, 1/t weight), backward, gradient clipping, AdamW, LR schedule.
 The two alternate step by step: a callback of the suite's fit times each suite step and then runs and
 times one plain step, so a change in machine load (other processes on a shared machine) hits both
-alike; each suite step is compared with the plain step right after it. ``--rounds`` fits of
-``--warmup`` + ``--steps`` steps each; the first ``--warmup`` of each are not timed.
+alike; each suite step is compared with the plain step right after it. ``rounds`` fits of
+``warmup`` + ``steps`` steps each; the first ``warmup`` of each are not timed.
 Per step: wall time, this process's CPU time (all threads) and data time (suite: from the end of the
 previous step to the start of this one, i.e. Lightning's hooks and fetching the batch; plain: next(loader)).
 MFU = achieved model FLOP/s / peak, with training FLOPs per token = 6 x (weights of all linear layers)
@@ -20,6 +20,7 @@ by large matmuls in the same dtype (best of several), on the wall clock and per 
 Peak memory: a short fit of each alone; the process's peak resident set on a CPU (reset before each),
 torch.cuda.max_memory_allocated on a GPU. On a GPU it also runs bf16 with the flash and
 memory-efficient SDPA kernels. Prints a table and writes JSON (default outputs/bench/bench-<time>.json).
+See dlm_lightning/configs/bench.yaml for every key.
 """
 
 from __future__ import annotations
@@ -29,15 +30,24 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Literal, Optional
 
+import hydra
 import lightning as L
 import torch
-from dlm_lightning.cli import OneLineArgumentParser, compose_config, positive_int
+from omegaconf import DictConfig
+
+from dlm_lightning.cli import CONFIG_DIR, compose_config, register_resolvers, run_main
+from dlm_lightning.config_types import PositiveInt, check_keys
+from dlm_lightning.errors import UserError, require
+
+register_resolvers()
 
 SIZES = {  # name -> model overrides
     "tiny": {"d_model": 128, "n_layers": 2, "n_heads": 4},
@@ -48,6 +58,8 @@ DATA = {  # name -> data overrides
     "shakespeare": ["data=shakespeare", "data.layout.seq_len=128"],
     "corpus": ["data=corpus"],
 }
+SCHEMA = {"sizes": list[str], "dataset": Literal[tuple(DATA)], "batch_size": PositiveInt, "steps": PositiveInt,
+          "warmup": int, "rounds": PositiveInt, "threads": Optional[PositiveInt], "out": Optional[str]}
 
 
 # ---- configuration and the two trainers ---------------------------------------------------------
@@ -249,21 +261,8 @@ def make_row(size, precision, attention, cfg, info, batch_size, suite, plain, me
     return row
 
 
-def main() -> None:
-    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="tiny,small,medium", help=f"comma-separated, from {', '.join(SIZES)}")
-    parser.add_argument("--data", default="shakespeare", choices=sorted(DATA))
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per fit")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--rounds", type=positive_int, default=3, help="fits per size")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out", default=None, help="JSON file (default outputs/bench/bench-<time>.json)")
-    args = parser.parse_args()
-    sizes = args.sizes.split(",")
-    unknown = [s for s in sizes if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown size {unknown[0]!r}; choose from {', '.join(SIZES)}")
+def bench(args: DictConfig) -> None:
+    sizes = list(args.sizes)
     warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -278,7 +277,7 @@ def main() -> None:
     rows, datamodule, info = [], None, None
     for size in sizes:
         for precision, attention in variants(device):
-            cfg = config_for(size, args.data, args.batch_size, total, attention, precision)
+            cfg = config_for(size, args.dataset, args.batch_size, total, attention, precision)
             if datamodule is None:  # one DataModule for all: the same batches for every run
                 datamodule = build(cfg, "data")
                 info = datamodule.data_info()
@@ -293,7 +292,7 @@ def main() -> None:
             print_row(rows[-1], header=len(rows) == 1)
     peaks_end = {"bf16": matmul_peak(device, torch.bfloat16), "fp32": matmul_peak(device, torch.float32)}
     report = {
-        "machine": describe_machine(device), "threads": torch.get_num_threads(), "data": args.data,
+        "machine": describe_machine(device), "threads": torch.get_num_threads(), "data": args.dataset,
         "matmul_peak_flops": peaks,
         "matmul_peak_flops_start_end": {"start": peaks, "end": peaks_end},
         "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "rows": rows,
@@ -310,6 +309,22 @@ def main() -> None:
           f"bf16 {g(peaks_end['bf16'], 'wall')} | {g(peaks_end['bf16'], 'cpu')}; "
           f"{report['machine']}, {report['threads']} threads")
     print(out)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench")
+def _main(cfg: DictConfig) -> None:
+    try:  # every key checked before the minutes of measuring
+        check_keys(cfg, SCHEMA)
+        unknown = [s for s in cfg.sizes if s not in SIZES]
+        require(not unknown, "sizes", list(cfg.sizes), f"unknown size {unknown[:1]}; choose from {', '.join(SIZES)}")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    bench(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "bench", argv)
 
 
 def print_row(row: dict, header: bool) -> None:

@@ -1,18 +1,18 @@
 """Decoding speed and quality together: key/value cache none/prefix/dual, tokens per step, threshold.
 
-    python -m experiments.bench_decode [--lengths 64 256 1024] [--run 256=outputs/runs/<run> ...]
-        [--ks 1 2 4 8] [--caches none prefix dual] [--threshold-k 8] [--refresh 1 2 4] [--refresh-k 1]
-        [--block-length 32] [--samples 64] [--batch-size 32] [--seeds 0 1 2] [--out DIR] [-- OVERRIDES...]
+    python -m experiments.bench_decode ['lengths=[64,256,1024]'] ['run=["256=outputs/runs/<run>"]']
+        ['ks=[1,2,4,8]'] ['caches=[none,prefix,dual]'] [threshold_k=8] ['refresh=[1,2,4]'] [refresh_k=1]
+        [block_length=32] [samples=64] [batch_size=32] ['seeds=[0,1,2]'] [out=DIR] ['train_overrides=["k=v"]']
 
-For each answer length, a finished run of the embedded corpus at that length (``--run A=DIR``) or, when
-none is given, a fresh one trained with ``experiments.run`` (``--train-minutes``; extra Hydra
-overrides after ``--``). Every setting decodes the same test prompts with the same generators; rows
+For each answer length, a finished run of the embedded corpus at that length (``run=["A=DIR"]``) or, when
+none is given, a fresh one trained with ``experiments.run`` (``train_minutes``; extra experiments.run
+overrides in ``train_overrides``). Every setting decodes the same test prompts with the same generators; rows
 report tokens per second, speed-up against the same decoder without a cache (paired per batch), NFE, ms
 per step, peak memory, validity, mean answer length and its bias against the reference answers, and
-agreement with the uncached decode's tokens; mean ± std over ``--seeds``. On a machine with CUDA the
+agreement with the uncached decode's tokens; mean ± std over ``seeds``. On a machine with CUDA the
 same rows run again on the GPU in bf16 with PyTorch's flash/efficient attention. Writes
 bench_decode.json and bench_decode.md into a new directory (default ``outputs/bench_decode/<time>``) and
-prints its path last.
+prints its path last. See dlm_lightning/configs/bench_decode.yaml for every key.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal, Optional
 
+import hydra
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.decode_bench.measure import measure, summarise
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
@@ -32,7 +35,16 @@ from dlm_lightning.errors import RunDirError, UserError, require
 from dlm_lightning.run.layout import unused_output_dir
 from dlm_lightning.models.compile import compile_backbone
 from dlm_lightning.run.load import load_run
-from dlm_lightning.cli import OneLineArgumentParser, positive_int
+from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.config_types import PositiveInt, check_keys
+
+register_resolvers()
+
+SCHEMA = {"lengths": list[PositiveInt], "run": list[str], "train_minutes": int, "train_batch": PositiveInt,
+          "ks": list[int], "caches": list[str], "threshold_k": int, "refresh": list[int], "refresh_k": PositiveInt,
+          "block_length": PositiveInt, "samples": PositiveInt, "batch_size": PositiveInt, "seeds": list[int],
+          "precision": Literal["fp32", "bf16"], "compile": Optional[str], "no_gpu": bool, "out": Optional[str],
+          "train_overrides": list[str]}
 
 
 def training_overrides(answer_length: int, minutes: int, batch_size: int, samples: int) -> list[str]:
@@ -65,67 +77,55 @@ def parse_runs(items: list[str]) -> dict[int, Path]:
     return runs
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    split = argv.index("--") if "--" in argv else len(argv)
-    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024], help="answer lengths")
-    parser.add_argument("--run", nargs="*", default=[], help="LENGTH=RUN_DIR: a finished run for that length")
-    parser.add_argument("--train-minutes", type=int, default=20,
-                        help="training time of a run trained here; 0: untrained weights (speed only, "
-                             "quality meaningless)")
-    parser.add_argument("--train-batch", type=positive_int, default=32, help="documents per training step")
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="tokens per step (marginal)")
-    parser.add_argument("--caches", nargs="+", default=["none", "prefix", "dual"])
-    parser.add_argument("--threshold-k", type=int, default=8, help="threshold decoder's cap per step; 0: skip it")
-    parser.add_argument("--refresh", type=int, nargs="*", default=[1, 2, 4, 8], help="dual refresh_every periods")
-    parser.add_argument("--refresh-k", type=int, default=1, help="tokens per step of the refresh rows")
-    parser.add_argument("--block-length", type=positive_int, default=32)
-    parser.add_argument("--samples", type=positive_int, default=64, help="test prompts decoded per setting")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="CPU rows (GPU rows: bf16)")
-    parser.add_argument("--compile", default=None,
-                        help="also measure every row with the backbone compiled in this mode")
-    parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows even when CUDA is present")
-    parser.add_argument("--out", type=Path, help="a new directory (default: outputs/bench_decode/<time>)")
-    args = parser.parse_args(argv[:split])
-    gpu = torch.cuda.is_available() and not args.no_gpu
-    try:
-        runs = parse_runs(args.run)
-        settings = grid(args.ks, args.caches, args.threshold_k or None, args.refresh, args.refresh_k)
-        out = unused_output_dir(args.out, "bench_decode")
-        rows, used = [], {}
-        for length in args.lengths:
-            overrides = [*training_overrides(length, args.train_minutes, args.train_batch, args.samples),
-                         *argv[split + 1:]]
-            if length in runs:
-                run = load_run(runs[length])
-            else:  # --train-minutes 0: untrained weights, for speed rows only
-                run = untrained_run(overrides) if args.train_minutes == 0 else load_run(train(overrides))
-            require(run.info.answer_length == length, "run", str(run.run_dir),
-                    f"its answer length is {run.info.answer_length}, not {length}")
-            used[length] = str(run.run_dir)
-            built = build_decoders(settings, args.block_length, length, run.module.denoiser)
-            rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision)
-            if args.compile:  # the same rows again in this process, the backbone compiled
-                compile_backbone(run.module.denoiser.backbone, args.compile)
-                rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cpu", args.precision,
-                                f"compiled ({args.compile})")
-            if gpu:
-                run.module.denoiser.backbone.attention = "default"  # let PyTorch pick flash/efficient
-                rows += measure(run, built, args.samples, args.batch_size, args.seeds, "cuda", "bf16")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def bench_decode(cfg: DictConfig) -> None:
+    check_keys(cfg, SCHEMA)
+    args = OmegaConf.to_container(cfg, resolve=True)
+    require(args["train_minutes"] >= 0, "train_minutes", args["train_minutes"], "minutes >= 0 (0: untrained weights)")
+    gpu = torch.cuda.is_available() and not args["no_gpu"]
+    runs = parse_runs(args["run"])
+    settings = grid(args["ks"], args["caches"], args["threshold_k"] or None, args["refresh"], args["refresh_k"])
+    out = unused_output_dir(Path(args["out"]) if args["out"] else None, "bench_decode")
+    rows, used = [], {}
+    for length in args["lengths"]:
+        overrides = [*training_overrides(length, args["train_minutes"], args["train_batch"], args["samples"]),
+                     *args["train_overrides"]]
+        if length in runs:
+            run = load_run(runs[length])
+        else:  # train_minutes=0: untrained weights, for speed rows only
+            run = untrained_run(overrides) if args["train_minutes"] == 0 else load_run(train(overrides))
+        require(run.info.answer_length == length, "run", str(run.run_dir),
+                f"its answer length is {run.info.answer_length}, not {length}")
+        used[length] = str(run.run_dir)
+        built = build_decoders(settings, args["block_length"], length, run.module.denoiser)
+        samples, batch_size, seeds, precision = args["samples"], args["batch_size"], args["seeds"], args["precision"]
+        rows += measure(run, built, samples, batch_size, seeds, "cpu", precision)
+        if args["compile"]:  # the same rows again in this process, the backbone compiled
+            compile_backbone(run.module.denoiser.backbone, args["compile"])
+            rows += measure(run, built, samples, batch_size, seeds, "cpu", precision, f"compiled ({args['compile']})")
+        if gpu:
+            run.module.denoiser.backbone.attention = "default"  # let PyTorch pick flash/efficient
+            rows += measure(run, built, samples, batch_size, seeds, "cuda", "bf16")
     summary = summarise(rows, SUMMARY_KEYS)
-    info = {"runs": used, "block_length": args.block_length, "test prompts": args.samples, "seeds": args.seeds,
-            "cpu precision": args.precision, "compile": args.compile or "off",
+    info = {"runs": used, "block_length": args["block_length"], "test prompts": args["samples"], "seeds": args["seeds"],
+            "cpu precision": args["precision"], "compile": args["compile"] or "off",
             "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
             "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if gpu else "none (GPU rows not measured)"}
     out.mkdir(parents=True, exist_ok=True)
     print(write(rows, summary, info, out))
     print(out)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench_decode")
+def _main(cfg: DictConfig) -> None:
+    try:
+        bench_decode(cfg)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "bench_decode", argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training-step time of each noise schedule relative to uniform, measured in one process.
 
-    python -m experiments.bench_schedules [--model small] [--repeats 9] [--steps 4] [--out FILE]
+    python -m experiments.bench_schedules [model_name=small] [repeats=9] [steps=4] [out=FILE]
 
 One step = forward (bf16 autocast, as trainer.precision=bf16-mixed) + backward + gradient clipping +
 AdamW step, on the same default training batch for every schedule. The schedules take turns in rounds
@@ -9,23 +9,28 @@ and a ratio to uniform's time in that round, and the table reports medians over 
 time and for this process's CPU time (all threads; less sensitive to other processes on a shared
 machine). The learnable information schedule (two z_t draws per step) is reported separately, and so is
 uniform on a time-conditioned backbone, which splits info's overhead into backbone and loss. Prints a
-table, writes JSON.
+table, writes JSON. See dlm_lightning/configs/bench_schedules.yaml for every key.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Literal, Optional
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
 from dlm_lightning.build import build, build_module
 from dlm_lightning.errors import UserError
-from dlm_lightning.cli import OneLineArgumentParser, check_option, compose_config, positive_int
+from dlm_lightning.cli import CONFIG_DIR, check_option, compose_config, register_resolvers, run_main
+from dlm_lightning.config_types import PositiveInt, check_keys
 from dlm_lightning.models.denoiser import Denoiser
 
 VARIANTS = {  # name -> config overrides
@@ -36,6 +41,10 @@ VARIANTS = {  # name -> config overrides
     "uniform, t-cond. backbone": ["schedule=uniform"],  # the backbone info needs, with uniform's loss
 }
 TARGETS = {"adaptive": 1.05, "info": 1.10}  # the issue's overhead targets (learnable: reported only)
+SCHEMA = {"model_name": str, "repeats": PositiveInt, "steps": PositiveInt, "warmup": int,
+          "precision": Literal["bf16", "fp32"], "threads": Optional[PositiveInt], "out": Optional[str]}
+
+register_resolvers()
 
 
 def _training_step(module, optimizer, batch, autocast: bool) -> None:
@@ -47,25 +56,11 @@ def _training_step(module, optimizer, batch, autocast: bool) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def main() -> None:
-    parser = OneLineArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="small", help="dlm_lightning/configs/model option (default: small, the default model)")
-    parser.add_argument("--repeats", type=positive_int, default=9, help="rounds; each schedule is timed once per round")
-    parser.add_argument("--steps", type=positive_int, default=4, help="training steps timed per schedule per round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per schedule first")
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: outputs/bench/schedules-<time>.json)")
-    args = parser.parse_args()
+def bench_schedules(args: DictConfig) -> None:
     warnings.filterwarnings("ignore", message=".*self.log.*")  # training_step logs; no trainer here
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    try:
-        check_option("model", args.model, "--model")
-    except UserError as error:
-        parser.exit(2, f"error: {error}\n")
-    base = [f"model={args.model}", "seed=0"]
+    base = [f"model={args.model_name}", "seed=0"]
     datamodule = build(compose_config(base), "data")
     info = datamodule.data_info()
     batch = next(iter(datamodule.train_dataloader()))
@@ -107,7 +102,7 @@ def main() -> None:
                         f"{clock}_ratio": ratio, f"{clock}_ratio_range": [min(ratios[clock][name]), max(ratios[clock][name])]})
         rows.append(row)
     tokens = batch["input_ids"].numel()
-    print(f"training step, model={args.model}, batch {tuple(batch['input_ids'].shape)} ({tokens} tokens), "
+    print(f"training step, model={args.model_name}, batch {tuple(batch['input_ids'].shape)} ({tokens} tokens), "
           f"{args.precision}, torch threads={torch.get_num_threads()}, {args.repeats} rounds x {args.steps} steps; "
           f"medians over rounds")
     print(f"{'schedule':26s} {'wall ms':>9s} {'x uniform':>10s} {'cpu ms':>9s} {'x uniform':>10s} {'target':>8s}")
@@ -115,13 +110,29 @@ def main() -> None:
         target = f"<= {row['target_ratio']:.2f}" if row["target_ratio"] else "-"
         print(f"{row['schedule']:26s} {row['wall_ms_per_step']:9.1f} {row['wall_ratio']:10.3f} "
               f"{row['cpu_ms_per_step']:9.1f} {row['cpu_ratio']:10.3f} {target:>8s}")
-    out = args.out or Path("outputs") / "bench" / f"schedules-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    default = Path("outputs") / "bench" / f"schedules-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    out = Path(args.out) if args.out else default
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "batch_shape": list(batch["input_ids"].shape),
+    out.write_text(json.dumps({"model": args.model_name, "batch_shape": list(batch["input_ids"].shape),
                                "precision": args.precision, "threads": torch.get_num_threads(),
                                "repeats": args.repeats, "steps": args.steps, "rows": rows,
                                "seconds": seconds, "ratios": ratios}, indent=2) + "\n")
     print(out)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench_schedules")
+def _main(cfg: DictConfig) -> None:
+    try:  # every key checked before the minutes of measuring
+        check_keys(cfg, SCHEMA)
+        check_option("model", cfg.model_name, "model_name")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    bench_schedules(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "bench_schedules", argv)
 
 
 if __name__ == "__main__":

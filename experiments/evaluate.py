@@ -1,52 +1,66 @@
-"""Evaluate a run's checkpoint in one process: ``python -m experiments.evaluate <run dir> [--split val]``.
+"""Evaluate a run's checkpoint in one process: ``python -m experiments.evaluate run=<run dir> [split=val]``.
 
 Prints the metrics as JSON (e.g. ``val/nelbo``), to check a run's numbers or compare checkpoints.
-With ``--gap-ks`` (a run with the dependency head) it adds the factorisation gap in nats per committed
+With ``gap_ks`` (a run with the dependency head) it adds the factorisation gap in nats per committed
 token: ``<split>/gap/k_<k>`` and ``<split>/gap/distance_<d>`` (dlm_lightning/metrics/factorisation.py).
+See dlm_lightning/configs/evaluate.yaml for every key.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Literal, Optional
 
-from dlm_lightning.cli import OneLineArgumentParser
-from dlm_lightning.errors import UserError
+import hydra
+from omegaconf import DictConfig
+
+from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.config_types import PositiveInt, check_keys
+from dlm_lightning.errors import UserError, require
 from dlm_lightning.run.evaluate import SPLITS, evaluate_run
 from dlm_lightning.run.load import CHECKPOINTS
 
+register_resolvers()
 
-def main(argv: list[str] | None = None) -> None:
-    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a run directory, or a checkpoint file inside one")
-    parser.add_argument("--checkpoint", default="last", choices=CHECKPOINTS)
-    parser.add_argument("--split", default="val", choices=SPLITS)
-    parser.add_argument("--gap-ks", type=int, nargs="*", default=[], help="factorisation gap at these k")
-    parser.add_argument("--gap-distances", type=int, nargs="*", default=[], help="... and these pair distances")
-    parser.add_argument("--gap-samples", type=int, default=256, help="held-out rows for the gap")
-    args = parser.parse_args(argv)
+SCHEMA = {"run": Optional[str], "checkpoint": Literal[CHECKPOINTS], "split": Literal[SPLITS],
+          "gap_ks": list[int], "gap_distances": list[int], "gap_samples": PositiveInt}
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    check_keys(cfg, SCHEMA)
+    require(cfg.run is not None, "run", None, "give run=<run directory, or a checkpoint file inside one>")
+    metrics = evaluate_run(cfg.run, cfg.checkpoint, cfg.split)
+    if cfg.gap_ks or cfg.gap_distances:
+        metrics.update(gap_metrics(cfg))
+    return metrics
+
+
+def gap_metrics(cfg: DictConfig) -> dict:
+    from dlm_lightning.run.load import load_run
+    from dlm_lightning.trap.gap import measure_gap
+
+    run = load_run(cfg.run, cfg.checkpoint)
+    require(run.module.dependency_head is not None, "gap_ks", list(cfg.gap_ks),
+            "the factorisation gap needs a run trained with head=dependency")
+    run.datamodule.dataset(cfg.split)  # settles the split's size
+    samples = min(cfg.gap_samples, run.datamodule.sizes[cfg.split])
+    rows = measure_gap(run, list(cfg.gap_ks), list(cfg.gap_distances), samples, 64, 0, cfg.split)
+    return {f"{cfg.split}/gap/{r['by']}_{r['value']}": r["gap_nats_per_token"] for r in rows}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def _main(cfg: DictConfig) -> None:
     try:
-        metrics = evaluate_run(args.run, args.checkpoint, args.split)
-        if args.gap_ks or args.gap_distances:
-            metrics.update(gap_metrics(args))
+        metrics = evaluate(cfg)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 
-def gap_metrics(args) -> dict:
-    from dlm_lightning.errors import require
-    from dlm_lightning.run.load import load_run
-    from dlm_lightning.trap.gap import measure_gap
-
-    run = load_run(args.run, args.checkpoint)
-    require(run.module.dependency_head is not None, "--gap-ks", args.gap_ks,
-            "the factorisation gap needs a run trained with head=dependency")
-    run.datamodule.dataset(args.split)  # settles the split's size
-    samples = min(args.gap_samples, run.datamodule.sizes[args.split])
-    rows = measure_gap(run, args.gap_ks, args.gap_distances, samples, 64, 0, args.split)
-    return {f"{args.split}/gap/{r['by']}_{r['value']}": r["gap_nats_per_token"] for r in rows}
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "evaluate", argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Probe a run where its decoder meets the collapse: partially decoded states and the mask count.
 
-    python -m experiments.probe_partial <run dir> [--decoder "decoder=marginal decoder.block_length=40"]
-        [--calls 0 10 20 30] [--samples 128] [--mask-counts 10 20 40] [--seed 0] [--out DIR]
+    python -m experiments.probe_partial run=<run dir> ['decoder_overrides="decoder=marginal decoder.block_length=40"']
+        ['calls=[0,10,20,30]'] [samples=128] ['mask_counts=[10,20,40]'] [seed=0] [out=DIR]
 
 Writes partial.json and partial.md into a new directory (default outputs/probes/partial/<time>) and
 prints its path last. Bins: ``near/dFF-LL`` = distance to the nearest visible token, ``prompt/dFF-LL`` =
-distance to the prompt end (docs/collapse.md).
+distance to the prompt end (docs/collapse.md). See dlm_lightning/configs/probe_partial.yaml for every key.
 """
 
 from __future__ import annotations
@@ -13,16 +13,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
 from dlm_lightning.decode_table import build_decoder
-from dlm_lightning.errors import RunDirError, UserError
+from dlm_lightning.cli import CONFIG_DIR, check_overrides, register_resolvers, run_main
+from dlm_lightning.config_types import PositiveInt, check_keys
+from dlm_lightning.errors import RunDirError, UserError, require
 from dlm_lightning.launch.names import timestamp
 from dlm_lightning.probe.partial import mask_count_sensitivity, probe_partial_states
 from dlm_lightning.probe.suite_model import SuiteModel
 from dlm_lightning.run.load import load_run
-from dlm_lightning.cli import OneLineArgumentParser, positive_int
+
+register_resolvers()
+
+SCHEMA = {"run": Optional[str], "decoder_overrides": str, "calls": list[int], "samples": PositiveInt,
+          "mask_counts": list[int], "seed": int, "out": Optional[str]}
 
 
 def markdown(results: dict, sensitivity: dict, settings: dict) -> str:
@@ -45,42 +54,44 @@ def markdown(results: dict, sensitivity: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run")
-    parser.add_argument("--decoder", default="decoder=marginal decoder.block_length=40",
-                        help="decoder-group Hydra overrides")
-    parser.add_argument("--calls", type=int, nargs="+", default=[0, 10, 20, 30])
-    parser.add_argument("--samples", type=positive_int, default=128, help="test prompts")
-    parser.add_argument("--mask-counts", type=int, nargs="*", default=[10, 20, 40])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
-    try:
-        out = args.out or Path("outputs/probes/partial") / timestamp()
-        if out.exists() and any(out.iterdir()):
-            raise RunDirError(f"--out {out} is not empty; choose a new directory")
-        run = load_run(args.run)
-        info = run.info
-        dataset = run.datamodule.dataset("test")
-        ids = torch.stack([dataset[i]["input_ids"] for i in range(args.samples)])
-        prompts = ids[:, : info.prompt_length]
-        results = probe_partial_states(build_decoder(args.decoder, run), run.module.decode_context(), prompts,
-                                       info.answer_length, args.calls, info.unigram().log(), info.end_ids,
-                                       args.seed)
-        sensitivity = {}
-        if args.mask_counts:
-            texts = [info.tokenizer.decode([t for t in row.tolist() if t != info.pad_id]) for row in prompts]
-            sensitivity = mask_count_sensitivity(SuiteModel(args.run), texts, args.mask_counts, info.unigram())
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def probe_partial(cfg: DictConfig) -> Path:
+    check_keys(cfg, SCHEMA)
+    require(cfg.run is not None, "run", None, "give run=<run directory, or a checkpoint file inside one>")
+    check_overrides("decoder_overrides", cfg.decoder_overrides)
+    out = Path(cfg.out) if cfg.out else Path("outputs/probes/partial") / timestamp()
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"out={out} is not empty; choose a new directory")
+    run = load_run(cfg.run)
+    info = run.info
+    dataset = run.datamodule.dataset("test")
+    ids = torch.stack([dataset[i]["input_ids"] for i in range(cfg.samples)])
+    prompts = ids[:, : info.prompt_length]
+    results = probe_partial_states(build_decoder(cfg.decoder_overrides, run), run.module.decode_context(), prompts,
+                                   info.answer_length, list(cfg.calls), info.unigram().log(), info.end_ids, cfg.seed)
+    sensitivity = {}
+    if cfg.mask_counts:
+        texts = [info.tokenizer.decode([t for t in row.tolist() if t != info.pad_id]) for row in prompts]
+        sensitivity = mask_count_sensitivity(SuiteModel(cfg.run), texts, list(cfg.mask_counts), info.unigram())
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"run": args.run, "decoder": args.decoder, "test prompts": args.samples, "seed": args.seed}
+    settings = {"run": cfg.run, "decoder": cfg.decoder_overrides, "test prompts": cfg.samples, "seed": cfg.seed}
     (out / "partial.json").write_text(json.dumps({"settings": settings, "states": results,
                                                   "mask_counts": sensitivity}, indent=2) + "\n")
     (out / "partial.md").write_text(markdown(results, sensitivity, settings))
+    return out
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="probe_partial")
+def _main(cfg: DictConfig) -> None:
+    try:
+        out = probe_partial(cfg)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     print(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "probe_partial", argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Aggregate a sweep: ``python -m experiments.report <sweep dir> [--seed-key seed]``.
+"""Aggregate a sweep: ``python -m experiments.report sweep_dir=<sweep dir> [seed_key=seed]``.
 
 Writes results.csv (one row per job), results.md (mean ± std over seeds per grid cell, best marked,
 failed jobs listed), comparison plots (*.png) and TensorBoard hparams (``<sweep dir>/hparams``) into the
@@ -8,22 +8,32 @@ sweep directory, and prints the path of results.md. Sweeps run it themselves whe
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
-from dlm_lightning.cli import OneLineArgumentParser
-from dlm_lightning.errors import UserError
+import hydra
+from omegaconf import DictConfig
+
+from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.config_types import check_keys
+from dlm_lightning.errors import UserError, require
 from dlm_lightning.report.sweep_report import write_sweep_report
 
+register_resolvers()
 
-def main(argv: list[str] | None = None) -> None:
-    parser = OneLineArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", help="a directory made by python -m experiments.run -m ...")
-    parser.add_argument("--seed-key", default="seed", help="the override averaged over (default: seed)")
-    args = parser.parse_args(argv)
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="report")
+def _main(cfg: DictConfig) -> None:
     try:
-        print(write_sweep_report(args.sweep_dir, seed_key=args.seed_key))
+        check_keys(cfg, {"sweep_dir": Optional[str], "seed_key": str})
+        require(cfg.sweep_dir is not None, "sweep_dir", None, "give sweep_dir=<a sweep directory>")
+        print(write_sweep_report(cfg.sweep_dir, seed_key=cfg.seed_key))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(_main, "report", argv)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ NO_DATA_PREPARATION = {
 # Groups whose options change what is decoded: these options also decode two prompts.
 DECODING_GROUPS = ("decoder", "head", "schedule", "experiment")
 
-PRIMARIES = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+# the main job's config first: groups every primary holds (hydra/*) are tested as a run composes them
+PRIMARIES = sorted((p.stem for p in CONFIG_DIR.glob("*.yaml")), key=lambda stem: (stem != "config", stem))
 GROUPS = sorted(d.relative_to(CONFIG_DIR).as_posix() for d in CONFIG_DIR.rglob("*")
                 if d.is_dir() and any(d.glob("*.yaml")))
 OPTIONS = [f"{group}={p.stem}" for group in GROUPS for p in sorted((CONFIG_DIR / group).glob("*.yaml"))]

@@ -1,1 +1,1 @@
-"""Aggregated reports of Hydra sweeps (``python -m experiments.report <sweep dir>``)."""
+"""Aggregated reports of Hydra sweeps (``python -m experiments.report sweep_dir=<sweep dir>``)."""

@@ -27,7 +27,7 @@ class ReportAtSweepEnd(Callback):
         try:
             write_sweep_report(sweep_dir)
         except Exception as error:  # the jobs' results stay valid without a report: say so, don't fail
-            log.error("the sweep report failed (%s: %s); rerun python -m experiments.report %s",
+            log.error("the sweep report failed (%s: %s); rerun python -m experiments.report sweep_dir=%s",
                       type(error).__name__, error, sweep_dir)
         print(sweep_dir)
         if not any(job.status == OK for job in collect_jobs(sweep_dir)):

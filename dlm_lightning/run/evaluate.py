@@ -1,4 +1,4 @@
-"""Evaluates a run's checkpoint again in this one process (``python -m experiments.evaluate <run dir>``).
+"""Evaluates a run's checkpoint again in this one process (``python -m experiments.evaluate run=<run dir>``).
 
 Same data, the same index-determined noise and the same precision as the run's own evaluation, so the
 result equals the run's synced multi-process metric up to floating-point summation order.

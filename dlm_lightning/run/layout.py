@@ -19,6 +19,6 @@ def unused_output_dir(out: Path | None, kind: str) -> Path:
 
     out = out or Path("outputs") / kind / timestamp()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"--out {out} is not an empty directory; choose a new one (earlier results are "
+        raise RunDirError(f"out={out} is not an empty directory; choose a new one (earlier results are "
                           f"never overwritten)")
     return out

@@ -69,8 +69,8 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
     tiny_module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
     monkeypatch.chdir(tmp_path)
-    args = ["--lengths", "40", "--run", f"40={run_dir}", "--ks", "4", "--caches", "none", "prefix",
-            "--threshold-k", "0", "--refresh", "--block-length", "8", "--samples", "4", "--batch-size", "4", "--seeds", "0", "--out", "bench"]
+    args = ["lengths=[40]", f'run=["40={run_dir}"]', "ks=[4]", "caches=[none,prefix]",
+            "threshold_k=0", "refresh=[]", "block_length=8", "samples=4", "batch_size=4", "seeds=[0]", "out=bench"]
     main(args)
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == "bench"
@@ -80,9 +80,9 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
     with pytest.raises(SystemExit) as exit_:
         main(args)
     assert exit_.value.code == 2
-    assert "--out bench is not an empty directory" in capsys.readouterr().err
+    assert "out=bench is not an empty directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main([*args[:-1], "other", "--lengths", "64", "--run", f"64={run_dir}"])
+        main([*args[:-1], "out=other", "lengths=[64]", f'run=["64={run_dir}"]'])
     assert "its answer length is 40, not 64" in capsys.readouterr().err
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
 

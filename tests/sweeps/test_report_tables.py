@@ -93,6 +93,6 @@ def test_report_errors_are_one_line(tmp_path: Path, capsys):
     with pytest.raises(UserError, match="no job directories"):
         write_sweep_report(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        report_main([str(tmp_path / "missing")])
+        report_main([f"sweep_dir={tmp_path / 'missing'}"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing'}: no such sweep directory"

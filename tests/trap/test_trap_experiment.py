@@ -33,8 +33,8 @@ def run_dir(tmp_path_factory):
 
 def test_trap_writes_every_output_with_one_row_per_decoder_and_k(run_dir, tmp_path, capsys):
     out = tmp_path / "trap"
-    trap.main(["--run-dir", str(run_dir), "--ks", "1", "4", "--decoders", "marginal", "joint",
-               "--samples", "20", "--batch-size", "8", "--repeats", "1", "--out", str(out)])
+    trap.main([f"run_dirs=[{run_dir}]", "ks=[1,4]", "decoders=[marginal,joint]",
+               "samples=20", "batch_size=8", "repeats=1", f"out={out}"])
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
     rows = list(csv.DictReader((out / "trap.csv").open()))
     assert sorted((r["decoder"], int(r["tokens_per_step"])) for r in rows) == \
@@ -61,22 +61,22 @@ def test_trap_refuses_to_write_over_earlier_results(run_dir, tmp_path, capsys):
     out.mkdir()
     (out / "trap.csv").write_text("earlier\n")
     with pytest.raises(SystemExit) as exit_info:
-        trap.main(["--run-dir", str(run_dir), "--out", str(out)])
+        trap.main([f"run_dirs=[{run_dir}]", f"out={out}"])
     assert exit_info.value.code == 2
-    assert f"error: --out {out} is not an empty directory" in capsys.readouterr().err
+    assert f"error: out={out} is not an empty directory" in capsys.readouterr().err
     assert (out / "trap.csv").read_text() == "earlier\n"
 
 
 def test_trap_names_the_missing_head(tmp_path, capsys):
     no_head = _train(tmp_path / "no_head", [o for o in TINY if o != "head=dependency"])
     with pytest.raises(SystemExit):
-        trap.main(["--run-dir", str(no_head), "--ks", "2", "--decoders", "joint", "--out", str(tmp_path / "t")])
+        trap.main([f"run_dirs=[{no_head}]", "ks=[2]", "decoders=[joint]", f"out={tmp_path / 't'}"])
     assert "train with head=dependency" in capsys.readouterr().err
 
 
 def test_trap_rejects_more_samples_than_the_test_split(run_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        trap.main(["--run-dir", str(run_dir), "--samples", "33", "--out", str(tmp_path / "t")])
+        trap.main([f"run_dirs=[{run_dir}]", "samples=33", f"out={tmp_path / 't'}"])
     assert capsys.readouterr().err.strip() == \
         "error: samples=33 is invalid: must be between 1 and the test split's 32"
 
@@ -88,8 +88,8 @@ def seed_one_run(tmp_path_factory):
 
 def test_seeds_are_an_axis_per_seed_rows_and_mean_with_spread(run_dir, seed_one_run, tmp_path, capsys):
     out = tmp_path / "trap"
-    trap.main(["--run-dir", str(run_dir), str(seed_one_run), "--ks", "1", "4", "--decoders", "marginal", "joint",
-               "--samples", "16", "--batch-size", "16", "--repeats", "1", "--gap-ks", "--out", str(out)])
+    trap.main([f"run_dirs=[{run_dir},{seed_one_run}]", "ks=[1,4]", "decoders=[marginal,joint]",
+               "samples=16", "batch_size=16", "repeats=1", "gap_ks=[]", f"out={out}"])
     rows = list(csv.DictReader((out / "trap.csv").open()))
     assert sorted((int(r["seed"]), r["decoder"], int(r["tokens_per_step"])) for r in rows) == \
         sorted((s, d, k) for s in (0, 1) for d in ("marginal", "joint") for k in (1, 4))
@@ -111,8 +111,8 @@ def test_seeds_are_an_axis_per_seed_rows_and_mean_with_spread(run_dir, seed_one_
 
 def test_decode_seeds_are_replicates_of_decoding_one_run(run_dir, tmp_path):
     out = tmp_path / "trap"
-    trap.main(["--run-dir", str(run_dir), "--ks", "2", "--decoders", "marginal", "--samples", "16", "--batch-size",
-               "16", "--repeats", "1", "--gap-ks", "--decode-seeds", "3", "4", "--out", str(out)])
+    trap.main([f"run_dirs=[{run_dir}]", "ks=[2]", "decoders=[marginal]", "samples=16", "batch_size=16",
+               "repeats=1", "gap_ks=[]", "decode_seeds=[3,4]", f"out={out}"])
     report = json.loads((out / "trap.json").read_text())
     assert [(r["seed"], r["decode_seed"]) for r in report["rows"]] == [(0, 3), (0, 4)]
     assert report["cells"][0]["seeds"] == ["0/3", "0/4"]
@@ -120,24 +120,24 @@ def test_decode_seeds_are_replicates_of_decoding_one_run(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--seeds", "0", "1"], "--seeds trains new runs; with --run-dir each run's own seed is used"),
-    (["--", "seed=3"], "give training seeds with --seeds, not as a seed= override"),
+    (["seeds=[0,1]"], "seeds trains new runs; with run_dirs each run's own seed is used"),
+    (['train_overrides=["seed=3"]'], "give training seeds with seeds=[...], not as a seed= override"),
 ])
 def test_seed_arguments_that_contradict_are_refused(run_dir, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:
-        trap.main(["--out", str(tmp_path / "t"), "--run-dir", str(run_dir), *extra])
+        trap.main([f"out={tmp_path / 't'}", f"run_dirs=[{run_dir}]", *extra])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
 
 
 def test_runs_of_one_seed_or_of_another_config_are_refused(run_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        trap.main(["--run-dir", str(run_dir), str(run_dir), "--out", str(tmp_path / "t")])
+        trap.main([f"run_dirs=[{run_dir},{run_dir}]", f"out={tmp_path / 't'}"])
     assert "were both trained with seed 0" in capsys.readouterr().err
     other = _train(tmp_path / "other", [*TINY, "seed=2", "module.optimizer.lr=0.001"])
     with pytest.raises(SystemExit):
-        trap.main(["--run-dir", str(run_dir), str(other), "--out", str(tmp_path / "t")])
-    assert f"--run-dir {other} was trained with another config than {run_dir}" in capsys.readouterr().err
+        trap.main([f"run_dirs=[{run_dir},{other}]", f"out={tmp_path / 't'}"])
+    assert f"run_dirs: {other} was trained with another config than {run_dir}" in capsys.readouterr().err
 
 
 def test_the_headline_compares_every_decoder_with_the_marginal_one_per_seed():

@@ -48,9 +48,9 @@ def test_a_run_with_a_judge_reports_generative_perplexity_beside_entropy(runs):
 def test_the_trap_runs_on_real_text_with_a_judge_and_reports_the_gap(runs, tmp_path, capsys):
     judge, diffusion, _ = runs
     out = tmp_path / "trap"
-    trap.main(["--run-dir", str(diffusion), "--ks", "1", "2", "--decoders", "marginal", "joint", "--samples", "8",
-               "--batch-size", "8", "--repeats", "1", "--judge", str(judge), "--gap-ks", "2", "4",
-               "--gap-distances", "1", "3", "--out", str(out)])
+    trap.main([f"run_dirs=[{diffusion}]", "ks=[1,2]", "decoders=[marginal,joint]", "samples=8",
+               "batch_size=8", "repeats=1", f"judge_model={judge}", "gap_ks=[2,4]",
+               "gap_distances=[1,3]", f"out={out}"])
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
     report = json.loads((out / "trap.json").read_text())
     rows = report["rows"]
@@ -73,7 +73,7 @@ def test_the_trap_runs_on_real_text_with_a_judge_and_reports_the_gap(runs, tmp_p
 def test_a_diffusion_run_is_refused_as_a_judge(runs, tmp_path, capsys):
     _, diffusion, _ = runs
     with pytest.raises(SystemExit) as exit_info:
-        trap.main(["--run-dir", str(diffusion), "--judge", str(diffusion), "--out", str(tmp_path / "t")])
+        trap.main([f"run_dirs=[{diffusion}]", f"judge_model={diffusion}", f"out={tmp_path / 't'}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: judge run {diffusion} is a masked-diffusion run, not a causal language model: " \
@@ -84,7 +84,7 @@ def test_evaluate_reports_the_gap_as_a_metric(runs, capsys):
     from experiments import evaluate
 
     _, diffusion, _ = runs
-    evaluate.main([str(diffusion), "--gap-ks", "2", "--gap-distances", "1"])
+    evaluate.main([f"run={diffusion}", "gap_ks=[2]", "gap_distances=[1]"])
     metrics = json.loads(capsys.readouterr().out)
     assert {"val/gap/k_2", "val/gap/distance_1", "val/nelbo"} <= set(metrics)
     assert all(math.isfinite(metrics[k]) for k in ("val/gap/k_2", "val/gap/distance_1"))
