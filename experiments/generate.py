@@ -27,9 +27,10 @@ def generate(cfg: DictConfig) -> list:
     if bool(cfg.run) == bool(cfg.hf_model):
         raise ConfigError("run", cfg.run, "give exactly one of run=<run or exported directory> and "
                           "hf_model=<Hugging Face model>")
-    prompts = ([cfg.prompt] if cfg.prompt else []) + list(cfg.prompts or [])
-    if not prompts:
-        raise ConfigError("prompt", None, 'give prompt="..." or prompts=[...]')
+    # one prompt or a list; not a `prompts` key, which Hydra would read as the probe's config group
+    prompts = [cfg.prompt] if isinstance(cfg.prompt, str) else list(cfg.prompt or [])
+    if not prompts or not all(isinstance(p, str) and p for p in prompts):
+        raise ConfigError("prompt", cfg.prompt, 'give prompt="..." or a list of texts: \'prompt=["...","..."]\'')
     decoder = build(cfg, "decoder")
     hf = OmegaConf.to_container(cfg.hf, resolve=True)
     if cfg.run:

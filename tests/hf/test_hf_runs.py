@@ -188,12 +188,16 @@ def test_generate_cli_decodes_from_a_run_an_export_and_an_hf_model(bert_run, mod
     printed = capsys.readouterr().out
     assert "step 8:" in printed and "step 9:" not in printed and "(NFE 8)" in printed
     assert printed.count("[MASK]") == sum(range(1, 9))  # 8, 7, ..., 1 masks before the calls, 0 after
+    assert run_generate(f"hf_model={models['bert']}", 'prompt=["he likes golf","she likes chess"]',
+                        "gen_length=8") == 0  # a list of prompts under the one key
+    assert capsys.readouterr().out.count("answer:") == 2
 
 
 @pytest.mark.parametrize("args, message", [
     (["hf_model={gpt}", "prompt=hi"], "error: model="),
     (["hf_model={remote}", "hf.trust_remote_code=true", "prompt=hi"], "error: hf.mask_id=None is invalid: the tokenizer of"),
     (["prompt=hi"], "error: run=None is invalid: give exactly one of"),
+    (["hf_model={gpt}", "prompt=[]"], "error: prompt=[] is invalid: give prompt="),
     (["run=/no/such/run", "prompt=hi"], "error: run=/no/such/run: no such file"),
 ])
 def test_generate_bad_input_fails_in_one_line(models, args, message, capsys, tmp_path, monkeypatch):
