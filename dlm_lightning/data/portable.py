@@ -16,6 +16,7 @@ def info_to_dict(info: DataInfo) -> dict:
     facts = {key: int(getattr(info, key)) for key in FACTS}
     return {**facts, "special_ids": [int(i) for i in info.special_ids], "rules": list(info.rules),
             "entities": [list(e) for e in info.entities], "checker": _reference(info.checker),
+            "pad_ids": [int(i) for i in info.pad_ids], "loss_excludes_padding": bool(info.loss_excludes_padding),
             "token_counts": info.token_counts.double().cpu()}
 
 
@@ -23,7 +24,9 @@ def info_from_dict(values: dict, tokenizer) -> DataInfo:
     return DataInfo(**{key: int(values[key]) for key in FACTS}, special_ids=tuple(values["special_ids"]),
                     token_counts=values["token_counts"].double(), tokenizer=tokenizer,
                     checker=_resolve(values.get("checker")), rules=tuple(values.get("rules", ())),
-                    entities=tuple(tuple(e) for e in values.get("entities", ())))
+                    entities=tuple(tuple(e) for e in values.get("entities", ())),
+                    pad_ids=tuple(values.get("pad_ids", ())),
+                    loss_excludes_padding=bool(values.get("loss_excludes_padding", False)))
 
 
 def _reference(function) -> str | None:

@@ -99,7 +99,9 @@ def load_run(path: str | Path, which: str = "last", device: str | torch.device =
     checkpoint = read_checkpoint(checkpoint_path, fallback)
     # the data facts travel in the checkpoint: no need to rebuild (or even have) the training data
     datamodule, facts, tokenizer_dir = None, checkpoint.get("dlm_data_info"), run_dir / TOKENIZER_DIR
-    if facts is not None and tokenizer_dir.is_dir():
+    # checkpoints from before the pads were recorded rebuild the facts from the data (a rainbow run
+    # would otherwise read its pads as words)
+    if facts is not None and "pad_ids" in facts and tokenizer_dir.is_dir():
         from transformers import AutoTokenizer
 
         info = info_from_dict(facts, AutoTokenizer.from_pretrained(str(tokenizer_dir)))

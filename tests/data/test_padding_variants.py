@@ -91,3 +91,19 @@ def test_bad_padding_settings_name_the_key(overrides, key):
         build(compose_config([*TINY, *overrides]), "data")
     message = str(error.value)
     assert key in message and "\n" not in message
+
+
+@pytest.mark.parametrize("padding", ["rainbow", "excluded"])
+def test_the_portable_data_facts_keep_the_padding(padding):
+    """What a checkpoint or an export carries: a loaded rainbow run must still read its pads as ends."""
+    import dataclasses
+
+    from dlm_lightning.data.portable import info_from_dict, info_to_dict
+
+    info = corpus(padding).data_info()
+    loaded = info_from_dict(info_to_dict(info), info.tokenizer)
+    for field in dataclasses.fields(info):
+        if field.name not in ("token_counts", "tokenizer"):
+            assert getattr(loaded, field.name) == getattr(info, field.name), field.name
+    assert torch.equal(loaded.token_counts, info.token_counts.double())
+    assert loaded.end_ids == info.end_ids and (len(loaded.pad_ids) == 7) == (padding == "rainbow")
