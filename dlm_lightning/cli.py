@@ -7,6 +7,7 @@ form) is rewritten to ``schedule=adaptive``; both spellings then mean the same t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -207,21 +208,31 @@ def remove_unclaimed(directory: Path) -> None:
         path.rmdir()
 
 
-def check_or_exit(argv: list[str], config_name: str, *checks) -> None:
-    """Runs a Hydra entry point's checks of its command line before Hydra does anything (it creates
-    directories and prints multi-line errors): ``checks`` on argv, then the composition itself. A bad
-    argument prints one line and exits 2."""
+@contextlib.contextmanager
+def exit_on_user_error(cleanup=None):
+    """An entry point's body: a UserError inside it prints one line (``error: ...``) and exits 2, after
+    ``cleanup()`` when given."""
     import sys
 
     from dlm_lightning.errors import UserError
 
     try:
+        yield
+    except UserError as error:
+        if cleanup is not None:
+            cleanup()
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_or_exit(argv: list[str], config_name: str, *checks) -> None:
+    """Runs a Hydra entry point's checks of its command line before Hydra does anything (it creates
+    directories and prints multi-line errors): ``checks`` on argv, then the composition itself. A bad
+    argument prints one line and exits 2."""
+    with exit_on_user_error():
         for check in checks:
             check(argv)
         check_composition(argv, config_name)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def run_main(hydra_main, config_name: str, argv: list[str] | None = None) -> None:

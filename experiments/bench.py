@@ -30,7 +30,6 @@ import logging
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -43,9 +42,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, compose_config, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, compose_config, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
-from dlm_lightning.errors import UserError, require
+from dlm_lightning.errors import require
 
 register_resolvers()
 
@@ -313,13 +312,10 @@ def bench(args: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench")
 def _main(cfg: DictConfig) -> None:
-    try:  # every key checked before the minutes of measuring
+    with exit_on_user_error():  # every key checked before the minutes of measuring
         check_keys(cfg, SCHEMA)
         unknown = [s for s in cfg.sizes if s not in SIZES]
         require(not unknown, "sizes", list(cfg.sizes), f"unknown size {unknown[:1]}; choose from {', '.join(SIZES)}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     bench(cfg)
 
 

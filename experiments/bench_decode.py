@@ -31,11 +31,11 @@ from dlm_lightning.decode_bench.measure import measure, summarise
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
 from dlm_lightning.decode_bench.settings import build_decoders, grid
 from dlm_lightning.decode_bench.untrained import untrained_run
-from dlm_lightning.errors import RunDirError, UserError, require
+from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.run.layout import unused_output_dir
 from dlm_lightning.models.compile import compile_backbone
 from dlm_lightning.run.load import load_run
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
 
 register_resolvers()
@@ -117,11 +117,8 @@ def bench_decode(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench_decode")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         bench_decode(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:

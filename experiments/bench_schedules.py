@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 import warnings
 from datetime import datetime
@@ -28,8 +27,8 @@ import torch
 from omegaconf import DictConfig
 
 from dlm_lightning.build import build, build_module
-from dlm_lightning.errors import UserError
-from dlm_lightning.cli import CONFIG_DIR, check_option, compose_config, register_resolvers, run_main
+from dlm_lightning.cli import (CONFIG_DIR, check_option, compose_config, exit_on_user_error,
+                               register_resolvers, run_main)
 from dlm_lightning.config_types import PositiveInt, check_keys
 from dlm_lightning.models.denoiser import Denoiser
 
@@ -122,12 +121,9 @@ def bench_schedules(args: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="bench_schedules")
 def _main(cfg: DictConfig) -> None:
-    try:  # every key checked before the minutes of measuring
+    with exit_on_user_error():  # every key checked before the minutes of measuring
         check_keys(cfg, SCHEMA)
         check_option("model", cfg.model_name, "model_name")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     bench_schedules(cfg)
 
 

@@ -11,17 +11,16 @@ See dlm_lightning/configs/decode_table.yaml for every key.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import hydra
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, check_overrides, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, check_overrides, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
 from dlm_lightning.decode_table import decode_table, markdown
-from dlm_lightning.errors import UserError, require
+from dlm_lightning.errors import require
 from dlm_lightning.run.load import load_run
 
 register_resolvers()
@@ -32,15 +31,12 @@ SCHEMA = {"run": Optional[str], "settings": list[str], "samples": PositiveInt, "
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="decode_table")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         check_keys(cfg, SCHEMA)
         require(cfg.run is not None, "run", None, "give run=<run directory, or a checkpoint file inside one>")
         for setting in cfg.settings:
             check_overrides("settings", setting)
         rows = decode_table(load_run(cfg.run), list(cfg.settings), cfg.samples, cfg.batch_size, list(cfg.seeds))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     text = markdown(rows)
     if cfg.out:
         out = Path(cfg.out)

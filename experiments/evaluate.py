@@ -9,15 +9,14 @@ See dlm_lightning/configs/evaluate.yaml for every key.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Literal, Optional
 
 import hydra
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
-from dlm_lightning.errors import UserError, require
+from dlm_lightning.errors import require
 from dlm_lightning.run.evaluate import SPLITS, evaluate_run
 from dlm_lightning.run.load import CHECKPOINTS
 
@@ -51,11 +50,8 @@ def gap_metrics(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         metrics = evaluate(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(json.dumps(metrics, indent=2, sort_keys=True))
 
 

@@ -16,8 +16,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.build import build
-from dlm_lightning.cli import CONFIG_DIR, check_or_exit, config_groups, normalize_group_overrides, register_resolvers
-from dlm_lightning.errors import ConfigError, RunDirError, UserError
+from dlm_lightning.cli import (CONFIG_DIR, check_or_exit, config_groups, exit_on_user_error,
+                               normalize_group_overrides, register_resolvers)
+from dlm_lightning.errors import ConfigError, RunDirError
 from dlm_lightning.generate import hf_generator, load_generator
 
 register_resolvers()
@@ -44,11 +45,8 @@ def generate(cfg: DictConfig) -> list:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         results = generate(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     for result in results:
         print(f"prompt: {result.prompt}")
         for step, state in enumerate(result.states):

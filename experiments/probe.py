@@ -13,8 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, check_or_exit, register_resolvers, remove_unclaimed
-from dlm_lightning.errors import UserError
+from dlm_lightning.cli import CONFIG_DIR, check_or_exit, exit_on_user_error, register_resolvers, remove_unclaimed
 from dlm_lightning.probe.main import probe
 
 register_resolvers()
@@ -23,12 +22,8 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="probe")
 def _main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    with exit_on_user_error(cleanup=lambda: remove_unclaimed(out_dir)):
         report = probe(cfg, out_dir)
-    except UserError as error:
-        remove_unclaimed(out_dir)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     for note in report.get("notes", []):  # caps applied, statistics skipped: also in probe.md
         print(f"note: {note}", file=sys.stderr)
     print(out_dir)

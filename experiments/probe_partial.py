@@ -11,7 +11,6 @@ distance to the prompt end (docs/collapse.md). See dlm_lightning/configs/probe_p
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -20,9 +19,9 @@ import torch
 from omegaconf import DictConfig
 
 from dlm_lightning.decode_table import build_decoder
-from dlm_lightning.cli import CONFIG_DIR, check_overrides, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, check_overrides, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
-from dlm_lightning.errors import RunDirError, UserError, require
+from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.launch.names import timestamp
 from dlm_lightning.probe.partial import mask_count_sensitivity, probe_partial_states
 from dlm_lightning.probe.suite_model import SuiteModel
@@ -82,11 +81,8 @@ def probe_partial(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="probe_partial")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         out = probe_partial(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(out)
 
 

@@ -7,15 +7,14 @@ sweep directory, and prints the path of results.md. Sweeps run it themselves whe
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import hydra
 from omegaconf import DictConfig
 
-from dlm_lightning.cli import CONFIG_DIR, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import check_keys
-from dlm_lightning.errors import UserError, require
+from dlm_lightning.errors import require
 from dlm_lightning.report.sweep_report import write_sweep_report
 
 register_resolvers()
@@ -23,13 +22,10 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="report")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         check_keys(cfg, {"sweep_dir": Optional[str], "seed_key": str})
         require(cfg.sweep_dir is not None, "sweep_dir", None, "give sweep_dir=<a sweep directory>")
         print(write_sweep_report(cfg.sweep_dir, seed_key=cfg.seed_key))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:

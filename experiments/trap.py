@@ -26,7 +26,7 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from dlm_lightning.cli import CONFIG_DIR, check_option, register_resolvers, run_main
+from dlm_lightning.cli import CONFIG_DIR, check_option, exit_on_user_error, register_resolvers, run_main
 from dlm_lightning.config_types import PositiveInt, check_keys
 from dlm_lightning.errors import RunDirError, UserError
 from dlm_lightning.run.layout import unused_output_dir
@@ -110,11 +110,8 @@ def trap(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="trap")
 def _main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_user_error():
         trap(cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
