@@ -81,3 +81,19 @@ def stop_fork_server() -> None:
     if _fork_server is not None:
         _fork_server.stop()
         _fork_server = None
+
+
+def save_run(module, cfg, run_dir: Path) -> Path:
+    """A finished-looking run directory (config.yaml and checkpoints/last.ckpt) of an in-memory module,
+    for entry points that load runs."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from dlm_lightning.run.layout import CONFIG_FILE, LAST_CHECKPOINT
+
+    (run_dir / LAST_CHECKPOINT).parent.mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
+    return run_dir

@@ -5,23 +5,15 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from omegaconf import OmegaConf
 
-from dlm_lightning.run.layout import CONFIG_FILE, LAST_CHECKPOINT
+from suite_helpers import save_run
 
 SETTINGS = ["decoder=marginal decoder.block_length=8", "decoder=random decoder.block_length=8"]
 
 
 @pytest.fixture
 def run_dir(tiny_module, compose, tiny_overrides, tmp_path) -> Path:
-    run_dir = tmp_path / "run"
-    (run_dir / LAST_CHECKPOINT).parent.mkdir(parents=True)
-    OmegaConf.save(compose(tiny_overrides), run_dir / CONFIG_FILE, resolve=True)
-    checkpoint = {"state_dict": tiny_module.state_dict()}
-    tiny_module.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
-    return run_dir
+    return save_run(tiny_module, compose(tiny_overrides), tmp_path / "run")
 
 
 def test_decode_table_decodes_every_setting_given_as_a_list(run_dir, tmp_path, capsys, monkeypatch):

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from dlm_lightning.build import build
 from dlm_lightning.decode_bench.measure import answer_lengths, measure, summarise
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS
 from dlm_lightning.decode_bench.settings import Setting, build_decoders, grid
 from dlm_lightning.errors import ConfigError
-from dlm_lightning.run.layout import CONFIG_FILE, LAST_CHECKPOINT
+from dlm_lightning.run.layout import LAST_CHECKPOINT
 from dlm_lightning.run.load import LoadedRun
+from suite_helpers import save_run
 
 
 def test_answer_lengths_count_tokens_before_the_first_eos():
@@ -62,12 +62,7 @@ def test_the_entry_point_writes_a_new_directory_and_refuses_a_used_one(tiny_modu
                                                                           tmp_path, capsys, monkeypatch):
     from experiments.bench_decode import main
 
-    run_dir = tmp_path / "run"
-    (run_dir / LAST_CHECKPOINT).parent.mkdir(parents=True)
-    OmegaConf.save(compose(tiny_overrides), run_dir / CONFIG_FILE, resolve=True)
-    checkpoint = {"state_dict": tiny_module.state_dict()}
-    tiny_module.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
+    run_dir = save_run(tiny_module, compose(tiny_overrides), tmp_path / "run")
     monkeypatch.chdir(tmp_path)
     args = ["lengths=[40]", f'run=["40={run_dir}"]', "ks=[4]", "caches=[none,prefix]",
             "threshold_k=0", "refresh=[]", "block_length=8", "samples=4", "batch_size=4", "seeds=[0]", "out=bench"]
