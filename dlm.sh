@@ -21,7 +21,8 @@ command=${1:-run}
 shift || true
 case "$command" in
   run) exec "$venv/bin/python" -m experiments.run "$@" ;;
-  # two workers (the tests are single-threaded); tests sharing the session's real runs stay on one worker
-  test) exec "$venv/bin/python" -m pytest -n "${DLM_TEST_WORKERS:-2}" --dist loadgroup "$@" ;;
+  # two workers (the tests are single-threaded); each module, and the tests sharing the session's real
+  # runs, stay on one worker, in the order conftest.py gives (the long modules first)
+  test) exec "$venv/bin/python" -m pytest -n "${DLM_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@" ;;
   *) exec "$venv/bin/python" -m "experiments.$command" "$@" ;;
 esac

@@ -302,14 +302,18 @@ def _uses_cli_runs(item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(session, config, items):
-    """Under pytest-xdist every worker collects every test: the tests that need ``cli_runs`` form one
-    group that goes first, so one worker runs them all (starting the runs when it reaches them) while
-    the other keeps the cores busy."""
+    """Under pytest-xdist every worker collects every test, and a worker builds every module- or
+    session-scoped fixture its tests need. So each module is one group (its module fixtures are built
+    once), and the tests that need ``cli_runs`` form one group that goes first: one worker runs them all
+    (starting the runs when it reaches them) while the other keeps the cores busy."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         users = [item for item in items if _uses_cli_runs(item)]
-        for item in users:
-            item.add_marker(pytest.mark.xdist_group("cli_runs"))
-        items[:] = users + [item for item in items if item not in users]
+        for item in items:
+            group = "cli_runs" if item in users else item.path.relative_to(config.rootpath).as_posix()
+            item.add_marker(pytest.mark.xdist_group(group))
+        # the longest groups first, so that short ones fill the end and both workers finish together
+        long = [item for item in items if item not in users and item.get_closest_marker("long")]
+        items[:] = users + long + [item for item in items if item not in users and item not in long]
 
 
 class _StartCliRunsEarly:

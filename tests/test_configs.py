@@ -24,6 +24,8 @@ from omegaconf import OmegaConf
 from suite_helpers import CONFIG_DIR, compose_config
 from dlm_lightning.cli import config_groups
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 # Options that only instantiate together with another option.
 COMPANIONS = {
     "decoder=joint": ("head=dependency",),  # samples through the dependency head

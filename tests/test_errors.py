@@ -13,6 +13,8 @@ import torch
 
 from suite_helpers import CONFIG_DIR
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 
 def _no_training_happened(result):
     for run_dir in result.run_dirs():

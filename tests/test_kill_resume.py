@@ -16,6 +16,8 @@ import pytest
 
 from suite_helpers import REPO, cli_env, run_entry_point
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 # 4 training batches per epoch, 2 epochs, one validation batch, one test batch
 BASE = ("model=tiny", "trainer.max_epochs=2", "data.train_size=128", "data.val_size=32", "data.test_size=32",
         "data.batch_size=32", "data.eval_batch_size=32", "callbacks.progress=null", "trainer.log_every_n_steps=1",

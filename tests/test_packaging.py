@@ -13,6 +13,8 @@ import pytest
 
 from suite_helpers import REPO, cli_env
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 JOB = ("model=tiny", "trainer.max_epochs=1", "data.train_size=32", "data.val_size=16", "data.test_size=16",
        "data.batch_size=32", "data.answer_length=16", "data.max_free_sentences=0", "callbacks.progress=null")
 

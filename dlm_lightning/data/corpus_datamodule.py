@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from dataclasses import astuple
+from functools import cached_property, lru_cache
 
 import torch
 from torch.utils.data import Dataset
@@ -33,6 +34,20 @@ class CorpusDataset(Dataset):
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "index": index}
 
 
+@lru_cache(maxsize=8)
+def _cached_answer_counts(generator_fields: tuple, padding: str, pad_cycle: int, words: tuple[str, ...]) -> torch.Tensor:
+    vocab = {word: i for i, word in enumerate(words)}
+    dataset = CorpusDataset(corpus.CorpusGenerator(*generator_fields), "train", vocab, padding, pad_cycle)
+    return answer_token_counts(dataset, PROMPT_LENGTH, len(vocab), n=2000)
+
+
+def training_answer_counts(generator: corpus.CorpusGenerator, padding: str, pad_cycle: int,
+                           words: tuple[str, ...]) -> torch.Tensor:
+    """The token counts of the first 2000 training answers (the data's unigram law), computed once per
+    process for each data setting: the jobs of a sweep share them."""
+    return _cached_answer_counts(astuple(generator), padding, pad_cycle, words).clone()
+
+
 class CorpusDataModule(IndexedDataModule):
     def __init__(self, seed: int = 0, answer_length: int = 40, max_free_sentences: int = 5,
                  batch_size: int = 128, train_size: int = 25_600, val_size: int = 512,
@@ -59,7 +74,7 @@ class CorpusDataModule(IndexedDataModule):
     def _info(self) -> DataInfo:
         vocab = self.vocab
         seq_len = PROMPT_LENGTH + self.generator.answer_length
-        counts = answer_token_counts(self.dataset("train"), PROMPT_LENGTH, len(vocab), n=2000)
+        counts = training_answer_counts(self.generator, self.padding, self.pad_cycle, tuple(vocab))
         return DataInfo(
             vocab_size=len(vocab), mask_id=vocab[corpus.MASK], pad_id=vocab[corpus.PAD],
             eos_id=vocab[corpus.EOS], prompt_length=PROMPT_LENGTH, seq_len=seq_len,

@@ -15,8 +15,8 @@ from suite_helpers import TINY, compose_config
 @pytest.fixture(autouse=True)
 def cheap_counts(monkeypatch):
     """The unigram counts (2000 documents) play no part here; ones keep the DataInfo cheap to build."""
-    monkeypatch.setattr("dlm_lightning.data.corpus_datamodule.answer_token_counts",
-                        lambda dataset, prompt_length, vocab_size, n: torch.ones(vocab_size, dtype=torch.float64))
+    monkeypatch.setattr("dlm_lightning.data.corpus_datamodule.training_answer_counts",
+                        lambda generator, padding, pad_cycle, words: torch.ones(len(words), dtype=torch.float64))
 
 
 def corpus(padding, *extra):

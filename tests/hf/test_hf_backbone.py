@@ -13,6 +13,8 @@ from dlm_lightning.build import build, build_module
 from dlm_lightning.errors import ConfigError
 from dlm_lightning.models.hf import HFBackbone
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 
 @pytest.fixture(scope="module")
 def info():

@@ -15,6 +15,8 @@ from suite_helpers import REPO, compose_config
 
 from dlm_lightning.run.experiment import new_run, run_experiment
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 SMALL = ["trainer.max_epochs=1", "data.train_size=128", "data.val_size=32", "data.test_size=16",
          "data.batch_size=32", "data.eval_batch_size=32", "callbacks.progress=null", "callbacks.throughput=null",
          "trainer.precision=32-true", "head=dependency"]

@@ -16,6 +16,8 @@ from dlm_lightning.probe.compute import run_probe
 from dlm_lightning.probe.suite_model import SuiteModel
 from dlm_lightning.run.load import find_checkpoint, load_run
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 TINY = ["model=tiny", "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32", "data.test_size=32",
         "data.batch_size=32", "data.eval_batch_size=32", "callbacks.progress=null", "callbacks.throughput=null",
         "trainer.precision=32-true"]

@@ -15,6 +15,8 @@ from omegaconf import OmegaConf
 from dlm_lightning.run.evaluate import evaluate_run
 from sweep_helpers import FAST
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 # one training batch per rank; the 16 validation and test documents split 8 / 8 between the ranks
 TINY = [*FAST, "data.train_size=64", "trainer=ddp", "trainer.devices=2"]
 
@@ -46,7 +48,7 @@ def test_ddp_run_shares_one_directory_and_its_synced_nelbo_equals_one_process(tm
 
 
 def test_ddp_sweep_runs_each_job_on_both_ranks_in_one_sweep_directory(tmp_path: Path, run_cli):
-    monitors = ["val/nelbo", "val/typo", "val/bpt"]  # val/typo: ModelCheckpoint fails at the first save
+    monitors = ["val/typo", "val/bpt"]  # val/typo: ModelCheckpoint fails at the first save
     run_ok(run_cli, tmp_path, ["-m", *TINY, f"callbacks.checkpoint.monitor={','.join(monitors)}"])
     assert not (tmp_path / "outputs" / "runs").exists()  # no rank ran a run (or sweep) of its own
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
@@ -61,20 +63,16 @@ def test_ddp_sweep_runs_each_job_on_both_ranks_in_one_sweep_directory(tmp_path: 
     assert (failed / "error.txt").read_text().startswith("MisconfigurationException: `ModelCheckpoint(monitor='val/typo')`")
     assert not (failed / "metrics.json").exists()
 
-    hashes = set()
-    for monitor in ("val/nelbo", "val/bpt"):  # val/bpt ran after the failure: the process started clean
-        job, overrides = jobs[monitor]
-        assert (job / "metrics.json").exists()
-        ranks = rank_records(job)
-        assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
-        assert all(r["overrides"] == overrides for r in ranks)  # each rank trained this job's overrides
-        assert ranks[0]["config_sha256"] == ranks[1]["config_sha256"]
-        hashes.add(ranks[0]["config_sha256"])
-        for record in ranks[1:]:  # the child ranks are gone
-            with pytest.raises(ProcessLookupError):
-                os.kill(record["pid"], 0)
-    assert len(hashes) == 2
+    job, overrides = jobs["val/bpt"]  # it ran after the failure: the process started clean
+    assert (job / "metrics.json").exists()
+    ranks = rank_records(job)
+    assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
+    assert all(r["overrides"] == overrides for r in ranks)  # each rank trained this job's overrides
+    assert ranks[0]["config_sha256"] == ranks[1]["config_sha256"]
+    for record in ranks[1:]:  # the child ranks are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(record["pid"], 0)
 
     rows = list(csv.DictReader((sweep / "results.csv").open()))  # the report ran at the end of the sweep
-    assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok"]
+    assert sorted(r["status"] for r in rows) == ["failed", "ok"]
     assert "callbacks.checkpoint.monitor=val/typo" in (sweep / "results.md").read_text()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from omegaconf import open_dict
 from suite_helpers import compose_config
 from sweep_helpers import FAST
 
 from dlm_lightning.run.reuse import find_trained_run, training_fingerprint
+
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
 
 TINY = [*FAST, "data.train_size=64"]  # two training batches
 

@@ -6,8 +6,11 @@ import csv
 import statistics
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 from sweep_helpers import FAST
+
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
 
 TINY = [*FAST, "data.train_size=32"]  # one training batch
 GRID = ["+schedule=uniform,adaptive", "decoder=marginal,joint", "head=dependency", "seed=0,1"]

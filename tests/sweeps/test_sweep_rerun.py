@@ -8,7 +8,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from sweep_helpers import FAST
+
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
 
 GRID = [*FAST, "data.train_size=32", "seed=0,1"]
 KEPT = ("metrics.json", "samples.jsonl", "config.yaml", "checkpoints/last.ckpt")

@@ -13,6 +13,8 @@ from suite_helpers import compose_config
 from dlm_lightning.run.experiment import new_run, run_experiment
 from experiments import trap
 
+pytestmark = pytest.mark.long  # real processes or many trainings: scheduled first under xdist
+
 TINY = ["model=tiny", "head=dependency", "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32",
         "data.test_size=32", "data.answer_length=16", "data.max_free_sentences=0", "data.batch_size=32",
         "data.eval_batch_size=32", "module.eval_decode_batches=0", "callbacks.progress=null",
