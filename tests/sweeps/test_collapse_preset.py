@@ -13,10 +13,13 @@ def _job(*overrides):
 
 
 def test_the_collapse_grid_is_fixes_blocks_and_seeds():
-    params = compose_config(["experiment=collapse"], hydra=True).hydra.sweeper.params
-    grid = {key: str(value).split(",") for key, value in OmegaConf.to_container(params).items()}
+    hydra = compose_config(["experiment=collapse"], hydra=True).hydra
+    grid = {key: str(value).split(",") for key, value in OmegaConf.to_container(hydra.sweeper.params).items()}
     assert grid == {"collapse_fix": ["none", "rainbow", "excluded", "cart", "adaptive", "info"],
                     "decoder.block_length": ["40", "8"], "seed": ["0", "1", "2"]}
+    # two jobs at a time, the block length first: every training is launched before a job that reuses it
+    assert hydra.launcher._target_.endswith("JoblibLauncher") and hydra.launcher.n_jobs == 2
+    assert list(grid)[0] == "decoder.block_length"
     cfg = compose_config(["experiment=collapse"])
     assert cfg.reuse_training is True and cfg.decoder.tokens_per_step == 1 and cfg.model.d_model == 64
     assert cfg.trainer.max_epochs * cfg.data.train_size // cfg.data.batch_size == 720
