@@ -312,8 +312,8 @@ def pytest_collection_modifyitems(session, config, items):
             group = "cli_runs" if item in users else item.path.relative_to(config.rootpath).as_posix()
             item.add_marker(pytest.mark.xdist_group(group))
         # the longest groups first, so that short ones fill the end and both workers finish together
-        long = [item for item in items if item not in users and item.get_closest_marker("long")]
-        items[:] = users + long + [item for item in items if item not in users and item not in long]
+        rest = [item for item in items if item not in users]
+        items[:] = users + sorted(rest, key=lambda item: item.get_closest_marker("long") is None)
 
 
 class _StartCliRunsEarly:

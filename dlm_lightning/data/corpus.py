@@ -73,9 +73,10 @@ class Document:
         return self.prompt + self.answer
 
 
-@dataclass
+@dataclass(frozen=True)
 class CorpusGenerator:
-    """Deterministic per (seed, split, index): ``document(split, i)`` never depends on call order."""
+    """Deterministic per (seed, split, index): ``document(split, i)`` never depends on call order. A
+    frozen value, so equal settings are one cache key (the data's unigram counts)."""
 
     seed: int = 0
     answer_length: int = 40

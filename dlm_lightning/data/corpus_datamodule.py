@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple
 from functools import cached_property, lru_cache
 
 import torch
@@ -35,17 +34,18 @@ class CorpusDataset(Dataset):
 
 
 @lru_cache(maxsize=8)
-def _cached_answer_counts(generator_fields: tuple, padding: str, pad_cycle: int, words: tuple[str, ...]) -> torch.Tensor:
+def _cached_answer_counts(generator: corpus.CorpusGenerator, padding: str, pad_cycle: int,
+                          words: tuple[str, ...]) -> torch.Tensor:
     vocab = {word: i for i, word in enumerate(words)}
-    dataset = CorpusDataset(corpus.CorpusGenerator(*generator_fields), "train", vocab, padding, pad_cycle)
+    dataset = CorpusDataset(generator, "train", vocab, padding, pad_cycle)
     return answer_token_counts(dataset, PROMPT_LENGTH, len(vocab), n=2000)
 
 
 def training_answer_counts(generator: corpus.CorpusGenerator, padding: str, pad_cycle: int,
                            words: tuple[str, ...]) -> torch.Tensor:
     """The token counts of the first 2000 training answers (the data's unigram law), computed once per
-    process for each data setting: the jobs of a sweep share them."""
-    return _cached_answer_counts(astuple(generator), padding, pad_cycle, words).clone()
+    process for each data setting: the jobs of a sweep share them (a copy: callers may change it)."""
+    return _cached_answer_counts(generator, padding, pad_cycle, words).clone()
 
 
 class CorpusDataModule(IndexedDataModule):
