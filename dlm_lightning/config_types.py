@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig
 from dlm_lightning.errors import ConfigError
 
 # top-level keys of the main config, typed like a structured config's fields
-TOP_LEVEL = {"seed": int, "reuse_training": bool, "resume": typing.Optional[str]}
+TOP_LEVEL = {"seed": int, "reuse_training": bool, "resume": typing.Optional[str], "init_from": typing.Optional[str]}
 
 
 class PositiveInt(int):

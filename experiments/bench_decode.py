@@ -1,11 +1,11 @@
 """Decoding speed and quality together: key/value cache none/prefix/dual, tokens per step, threshold.
 
     python -m experiments.bench_decode ['lengths=[64,256,1024]'] ['run=["256=outputs/runs/<run>"]']
-        ['ks=[1,2,4,8]'] ['caches=[none,prefix,dual]'] [threshold_k=8] ['refresh=[1,2,4]'] [refresh_k=1]
+        [block_decoder=marginal|random] ['decoder_overrides=["decoder.sample_length=true"]'] ['ks=[1,2,4,8]'] ['caches=[none,prefix,dual]'] [threshold_k=8] ['refresh=[1,2,4]'] [refresh_k=1]
         [block_length=32] [samples=64] [batch_size=32] ['seeds=[0,1,2]'] [out=DIR] ['train_overrides=["k=v"]']
 
 For each answer length, a finished run of the embedded corpus at that length (``run=["A=DIR"]``) or, when
-none is given, a fresh one trained with ``experiments.run`` (``train_minutes``; extra experiments.run
+none is given, a fresh one trained with ``experiments.run`` (``train_steps``; extra experiments.run
 overrides in ``train_overrides``). Every setting decodes the same test prompts with the same generators; rows
 report tokens per second, speed-up against the same decoder without a cache (paired per batch), NFE, ms
 per step, peak memory, validity, mean answer length and its bias against the reference answers, and
@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlm_lightning.decode_bench.measure import measure, summarise
 from dlm_lightning.decode_bench.report import SUMMARY_KEYS, write
-from dlm_lightning.decode_bench.settings import build_decoders, grid
+from dlm_lightning.decode_bench.settings import build_decoders, check_decoder_overrides, grid
 from dlm_lightning.decode_bench.untrained import untrained_run
 from dlm_lightning.errors import RunDirError, require
 from dlm_lightning.run.layout import unused_output_dir
@@ -40,23 +40,25 @@ from dlm_lightning.config_types import PositiveInt, check_keys
 
 register_resolvers()
 
-SCHEMA = {"lengths": list[PositiveInt], "run": list[str], "train_minutes": int, "train_batch": PositiveInt,
+SCHEMA = {"lengths": list[PositiveInt], "run": list[str], "train_steps": int, "train_batch": PositiveInt,
           "ks": list[int], "caches": list[str], "threshold_k": int, "refresh": list[int], "refresh_k": PositiveInt,
           "block_length": PositiveInt, "samples": PositiveInt, "batch_size": PositiveInt, "seeds": list[int],
           "precision": Literal["fp32", "bf16"], "compile": Optional[str], "no_gpu": bool, "out": Optional[str],
-          "train_overrides": list[str]}
+          "train_overrides": list[str], "block_decoder": str, "decoder_overrides": list[str]}
 
 
-def training_overrides(answer_length: int, minutes: int, batch_size: int, samples: int) -> list[str]:
-    """A default-model run at this answer length for ``minutes`` of training: free sentences fill the
-    answers; short epochs, so the last checkpoint (written after each validation) is recent; a cheap
-    end-of-run decode."""
+def training_overrides(answer_length: int, steps: int, batch_size: int, samples: int) -> list[str]:
+    """A default-model run at this answer length for ``steps`` optimizer steps (a step count, not a time
+    limit, so the learning-rate schedule decays over the real run): free sentences fill the answers;
+    ten validations (NELBO only: decoding long answers at every validation would cost more than training);
+    a cheap end-of-run decode."""
     free = (answer_length - 11) // 5  # corpus.min_answer_length: 11 + 5 per free sentence
+    epoch_steps = max(-(-steps // 10), 1)
     return [f"data.answer_length={answer_length}", f"data.max_free_sentences={free}",
-            f"data.batch_size={batch_size}", f"data.train_size={20 * batch_size}", "trainer.max_epochs=100000",
-            f"+trainer.max_time=00:00:{minutes:02d}:00", "data.val_size=32", f"data.test_size={max(samples, 16)}",
-            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal",
-            "decoder.tokens_per_step=8", "decoder.block_length=32", "decoder.cache=dual", "callbacks.progress=null"]
+            f"data.batch_size={batch_size}", f"data.train_size={epoch_steps * batch_size}", "trainer.max_epochs=-1",
+            f"trainer.max_steps={max(steps, 1)}", "data.val_size=32", f"data.test_size={max(samples, 16)}",
+            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal", "decoder.tokens_per_step=8", "decoder.block_length=32",
+            "decoder.cache=dual", "callbacks.progress=null"]
 
 
 def train(overrides: list[str]) -> Path:
@@ -80,23 +82,25 @@ def parse_runs(items: list[str]) -> dict[int, Path]:
 def bench_decode(cfg: DictConfig) -> None:
     check_keys(cfg, SCHEMA)
     args = OmegaConf.to_container(cfg, resolve=True)
-    require(args["train_minutes"] >= 0, "train_minutes", args["train_minutes"], "minutes >= 0 (0: untrained weights)")
+    require(args["train_steps"] >= 0, "train_steps", args["train_steps"], "steps >= 0 (0: untrained weights)")
     gpu = torch.cuda.is_available() and not args["no_gpu"]
     runs = parse_runs(args["run"])
-    settings = grid(args["ks"], args["caches"], args["threshold_k"] or None, args["refresh"], args["refresh_k"])
+    check_decoder_overrides(args["decoder_overrides"])  # before any training
+    settings = grid(args["ks"], args["caches"], args["threshold_k"] or None, args["refresh"], args["refresh_k"],
+                    args["block_decoder"])
     out = unused_output_dir(Path(args["out"]) if args["out"] else None, "bench_decode")
     rows, used = [], {}
     for length in args["lengths"]:
-        overrides = [*training_overrides(length, args["train_minutes"], args["train_batch"], args["samples"]),
+        overrides = [*training_overrides(length, args["train_steps"], args["train_batch"], args["samples"]),
                      *args["train_overrides"]]
         if length in runs:
             run = load_run(runs[length])
-        else:  # train_minutes=0: untrained weights, for speed rows only
-            run = untrained_run(overrides) if args["train_minutes"] == 0 else load_run(train(overrides))
+        else:  # train_steps=0: untrained weights, for speed rows only
+            run = untrained_run(overrides) if args["train_steps"] == 0 else load_run(train(overrides))
         require(run.info.answer_length == length, "run", str(run.run_dir),
                 f"its answer length is {run.info.answer_length}, not {length}")
         used[length] = str(run.run_dir)
-        built = build_decoders(settings, args["block_length"], length, run.module.denoiser)
+        built = build_decoders(settings, args["block_length"], length, run.module.denoiser, args["decoder_overrides"])
         samples, batch_size, seeds, precision = args["samples"], args["batch_size"], args["seeds"], args["precision"]
         rows += measure(run, built, samples, batch_size, seeds, "cpu", precision)
         if args["compile"]:  # the same rows again in this process, the backbone compiled
@@ -108,6 +112,7 @@ def bench_decode(cfg: DictConfig) -> None:
     summary = summarise(rows, SUMMARY_KEYS)
     info = {"runs": used, "block_length": args["block_length"], "test prompts": args["samples"], "seeds": args["seeds"],
             "cpu precision": args["precision"], "compile": args["compile"] or "off",
+            "decoder overrides": " ".join(args["decoder_overrides"]) or "none",
             "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
             "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if gpu else "none (GPU rows not measured)"}
     out.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def test_help_lists_only_the_entry_points_own_groups(compose):
 
 # each entry point's own keys (one per entry point) and the tmp files its --help must not create
 ENTRY_KEYS = {"trap": "run_dirs", "evaluate": "gap_samples", "report": "seed_key", "bench": "rounds",
-              "bench_decode": "train_minutes", "bench_schedules": "model_name", "decode_table": "settings",
+              "bench_decode": "train_steps", "bench_schedules": "model_name", "decode_table": "settings",
               "probe_partial": "decoder_overrides"}
 
 

@@ -162,6 +162,7 @@ def _load_config(name_or_path, config, vocab_size, max_seq_len, options):
             fresh.max_position_embeddings = max_seq_len
         if "vocab_size" not in values:
             fresh.vocab_size = vocab_size
+        _fit_special_ids(fresh, given=values)
         return fresh
     if name_or_path.startswith(("/", "./", "../", "~")) and not Path(name_or_path).expanduser().exists():
         raise ConfigError("name_or_path", name_or_path, "no such directory")
@@ -171,6 +172,18 @@ def _load_config(name_or_path, config, vocab_size, max_seq_len, options):
         raise UserError(f"model.name_or_path={name_or_path!r}: cannot load its config (a hub name needs the "
                         f"network; code-bearing models need model.trust_remote_code=true): "
                         f"{first_line(error)}") from None
+
+
+def _fit_special_ids(fresh, given: dict) -> None:
+    """A fresh model's default special ids (ModernBERT: pad 50283) name tokens of the architecture's own
+    vocabulary: outside a smaller one they are dropped; one given explicitly must lie inside it."""
+    for key in [key for key in fresh.to_dict() if key.endswith("_token_id")]:
+        value = getattr(fresh, key, None)
+        if isinstance(value, int) and not 0 <= value < fresh.vocab_size:
+            if key in given:
+                raise ConfigError(f"config.{key}", value, f"must be an id in [0, {fresh.vocab_size}), the "
+                                  "model's vocabulary, or null")
+            setattr(fresh, key, None)
 
 
 def refuse_causal_lm(hf_config, name: str, key: str = "name_or_path") -> None:

@@ -25,6 +25,7 @@ from dlm_lightning.config_types import check_config_types
 from dlm_lightning.errors import ConfigError, RunDirError
 from dlm_lightning.judge.run_scores import judge_run_samples
 from dlm_lightning.run.checkpoint import read_checkpoint
+from dlm_lightning.run.init_weights import load_initial_weights
 from dlm_lightning.run.layout import (CHECKPOINT_DIR, CONFIG_FILE, ERROR_FILE, LAST_CHECKPOINT, METRICS_FILE,
                                       OVERRIDES_FILE, PROVENANCE_FILE, SAMPLES_FILE, TOKENIZER_DIR)
 from dlm_lightning.run.provenance import write_provenance
@@ -168,6 +169,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, checkpoint: Path | None = Non
     info = datamodule.data_info()
     check_train_split(cfg, datamodule)
     module = build_module(cfg, info)
+    if cfg.get("init_from") and checkpoint is None:  # a resumed run's own checkpoint holds these weights already
+        load_initial_weights(module, cfg.init_from)
     judge = build(cfg, "judge") if cfg.get("judge") is not None else None  # a bad judge fails before training
     loggers = build_loggers(cfg, run_dir)
     trainer = build(cfg, "trainer", logger=loggers or False, callbacks=build_callbacks(cfg, run_dir),

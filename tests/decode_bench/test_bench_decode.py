@@ -29,6 +29,23 @@ def test_the_grid_adds_the_uncached_reference_of_every_setting():
     assert Setting("marginal", 1, "dual", 2).label == "marginal k=1 dual refresh 2"
     with pytest.raises(ConfigError, match="caches=.* is invalid: each one of none, prefix, dual"):
         grid([1], ["full"], None, [], 1)
+    # random order in place of low confidence, in the k rows and the refresh rows alike
+    assert grid([2], ["dual"], None, [2], 1, block_decoder="random") == [
+        Setting("random", 1, "none"), Setting("random", 2, "none"), Setting("random", 2, "dual"),
+        Setting("random", 1, "dual", 2)]
+    with pytest.raises(ConfigError, match="^block_decoder='joint' is invalid: one of marginal, random$"):
+        grid([1], ["none"], None, [], 1, block_decoder="joint")
+
+
+def test_decoder_overrides_reach_every_row_but_not_the_keys_the_rows_set(tiny_module):
+    settings = [Setting("marginal", 2, "none"), Setting("threshold", 4, "dual")]
+    built = build_decoders(settings, 8, 40, tiny_module.denoiser, ["decoder.sample_length=true"])
+    assert all(decoder.sample_length for decoder in built.values())
+    assert [d.cache for d in built.values()] == ["none", "dual"]  # each row keeps its own setting
+    assert not any(d.sample_length for d in build_decoders(settings, 8, 40, tiny_module.denoiser).values())
+    for bad in ("decoder.cache=dual", "decoder.block_length=4", "sample_length=true"):
+        with pytest.raises(ConfigError, match=f"^decoder_overrides='{bad}' is invalid: decoder.KEY=VALUE items"):
+            build_decoders(settings, 8, 40, tiny_module.denoiser, [bad])
 
 
 def tiny_run(module, cfg, tmp_path: Path) -> LoadedRun:
@@ -86,8 +103,9 @@ def test_an_untrained_run_has_the_requested_answer_length_and_its_corpus():
     from dlm_lightning.decode_bench.untrained import untrained_run
     from experiments.bench_decode import training_overrides
 
-    overrides = training_overrides(64, 1, 32, 4)
-    assert "data.max_free_sentences=10" in overrides and "+trainer.max_time=00:00:01:00" in overrides
+    overrides = training_overrides(64, 95, 32, 4)
+    assert "data.max_free_sentences=10" in overrides and "trainer.max_steps=95" in overrides
+    assert "data.train_size=320" in overrides  # ten validations: epochs of ceil(95 / 10) = 10 steps of 32
     run = untrained_run([*overrides, "model=tiny"])
     assert run.info.answer_length == 64 and run.info.seq_len == run.info.prompt_length + 64
     assert not run.module.training and run.module.decoder.cache == "dual"
