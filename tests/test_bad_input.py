@@ -64,7 +64,7 @@ CASES = [
     (RUN, ("resume={truncated_ckpt}",), "last.ckpt cannot be read"),
     (RUN, ("resume={foreign_ckpt}",), "last.ckpt is not a dlm-lightning checkpoint"),
     (RUN, ("init_from={tmp}/nowhere",), "init_from='{tmp}/nowhere' is invalid"),
-    (RUN, ("init_from={foreign_ckpt}",), "is not a dlm-lightning checkpoint"),
+    (RUN, ("init_from={foreign_ckpt}",), "init_from={foreign_ckpt}: checkpoint"),
     # output directories
     (RUN, ("hydra.run.dir={finished}",), "already holds a run"),
     (RUN, ("hydra.run.dir={afile}",), "afile is a file"),
@@ -126,7 +126,7 @@ CASES = [
     ("experiments.bench_decode", ("precision=fp16",), "precision='fp16'"),
     ("experiments.bench_decode", ("train_steps=-1",), "train_steps=-1"),
     ("experiments.bench_decode", ("block_decoder=joint",), "block_decoder='joint'"),
-    ("experiments.bench_decode", ("decoder_overrides=[decoder.cache=dual]",), "decoder_overrides='decoder.cache=dual'"),
+    ("experiments.bench_decode", ('decoder_overrides=["decoder.cache=dual"]',), "decoder_overrides='decoder.cache=dual'"),
     ("experiments.bench_decode", ("lengths=[64]", 'run=["64={tmp}/nowhere"]'), "nowhere"),
     ("experiments.bench_decode", ("lengths=[64]", 'run=["{tmp}/nowhere"]'), "run="),
     ("experiments.bench_decode", ("out={finished}",), "out={finished}"),

@@ -27,9 +27,10 @@ def initial_checkpoint(source: str) -> Path:
 def load_initial_weights(module: nn.Module, source: str) -> None:
     """Loads the weights of ``source`` into ``module`` (a suite LightningModule, with its data ``info``); a
     checkpoint of another vocabulary or model shape fails in one line naming ``init_from``."""
-    checkpoint = read_checkpoint(initial_checkpoint(source))
-    saved, data = checkpoint["dlm_signature"], module.info.signature()
+    path, data = initial_checkpoint(source), module.info.signature()
     try:
+        checkpoint = read_checkpoint(path)
+        saved = checkpoint["dlm_signature"]
         check_signature({"data": {key: saved["data"].get(key) for key in VOCABULARY_KEYS}, "model": saved["model"]},
                         {"data": {key: data[key] for key in VOCABULARY_KEYS}, "model": model_signature(module)})
     except CheckpointMismatch as error:
