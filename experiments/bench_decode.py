@@ -1,7 +1,8 @@
 """Decoding speed and quality together: key/value cache none/prefix/dual, tokens per step, threshold.
 
     python -m experiments.bench_decode ['lengths=[64,256,1024]'] ['run=["256=outputs/runs/<run>"]']
-        [block_decoder=marginal|random] ['decoder_overrides=["decoder.sample_length=true"]'] ['ks=[1,2,4,8]'] ['caches=[none,prefix,dual]'] [threshold_k=8] ['refresh=[1,2,4]'] [refresh_k=1]
+        [block_decoder=marginal|random] ['decoder_overrides=["decoder.sample_length=true"]']
+        ['ks=[1,2,4,8]'] ['caches=[none,prefix,dual]'] [threshold_k=8] ['refresh=[1,2,4]'] [refresh_k=1]
         [block_length=32] [samples=64] [batch_size=32] ['seeds=[0,1,2]'] [out=DIR] ['train_overrides=["k=v"]']
 
 For each answer length, a finished run of the embedded corpus at that length (``run=["A=DIR"]``) or, when
@@ -57,8 +58,8 @@ def training_overrides(answer_length: int, steps: int, batch_size: int, samples:
     return [f"data.answer_length={answer_length}", f"data.max_free_sentences={free}",
             f"data.batch_size={batch_size}", f"data.train_size={epoch_steps * batch_size}", "trainer.max_epochs=-1",
             f"trainer.max_steps={max(steps, 1)}", "data.val_size=32", f"data.test_size={max(samples, 16)}",
-            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal", "decoder.tokens_per_step=8", "decoder.block_length=32",
-            "decoder.cache=dual", "callbacks.progress=null"]
+            "data.eval_batch_size=32", "module.eval_decode_batches=0", "decoder=marginal",
+            "decoder.tokens_per_step=8", "decoder.block_length=32", "decoder.cache=dual", "callbacks.progress=null"]
 
 
 def train(overrides: list[str]) -> Path:
